@@ -1,0 +1,422 @@
+"""The ``tongban`` command line: serve, demo, database, catalogue, calendar and accounts."""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import gzip
+import json
+import secrets
+import shutil
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from tongban.catalog import service as catalog_service
+from tongban.catalog.formats import CSV_COLUMNS, FileFormatError, content_to_csv_row, detect_format
+from tongban.catalog.importer import ImportReport, StrictImportFailed, import_file
+from tongban.core import auth, migrate
+from tongban.core.calendar import load_schedule, working_calendar
+from tongban.core.clock import SystemClock
+from tongban.core.config import Settings, get_settings
+from tongban.core.db import make_engine, make_sessionmaker, session_scope
+from tongban.core.errors import DomainError
+from tongban.core.workdays import YearSchedule
+
+app = typer.Typer(help="通办 tongban — one-stop government services platform.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The service catalogue (事项).", no_args_is_help=True)
+admin_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
+calendar_app = typer.Typer(help="The official working-day calendar.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(admin_app, name="admin")
+app.add_typer(calendar_app, name="calendar")
+
+out = Console()
+err = Console(stderr=True)
+EXIT_ROWS_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _engine(settings: Settings) -> Engine:
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return make_engine(settings.resolved_database_url())
+
+
+def _require_schema(engine: Engine) -> None:
+    try:
+        current = migrate.is_current(engine)
+    except OperationalError as exc:
+        raise _fail(f"cannot reach the database: {exc.orig}") from None
+    if not current:
+        raise _fail("the database schema is not current; run `tongban db upgrade` first")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Migrate the database schema to the newest revision (or REVISION)."""
+    settings = get_settings()
+    engine = _engine(settings)
+    try:
+        migrate.upgrade(engine, revision)
+    except OperationalError as exc:
+        raise _fail(f"cannot reach the database: {exc.orig}") from None
+    out.print(f"database at revision [bold]{migrate.current_revision(engine)}[/] ({engine.dialect.name})")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the schema revision of the database and the newest one."""
+    engine = _engine(get_settings())
+    out.print(f"current: {migrate.current_revision(engine)}  newest: {migrate.head_revision()}")
+
+
+def _print_report(report: ImportReport, *, show: int = 50) -> None:
+    out.print(
+        f"[bold]{report.source}[/]: {report.created} created, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {len(report.errors)} failed, {len(report.warnings)} warnings"
+    )
+    for title, rows, style in (
+        ("Failed rows", report.errors, "red"),
+        ("Warnings", report.warnings, "yellow"),
+    ):
+        if not rows:
+            continue
+        table = Table(title=title, title_style=style, show_lines=False)
+        table.add_column("line", justify="right")
+        table.add_column("code")
+        table.add_column("reason", overflow="fold")
+        for p in rows[:show]:
+            table.add_row(str(p.line), p.code or "", p.reason)
+        if len(rows) > show:
+            table.add_row("…", "", f"{len(rows) - show} more")
+        err.print(table)
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(1 for _ in fh)
+
+
+@catalog_app.command("import")
+def catalog_import(
+    paths: Annotated[list[Path], typer.Argument(help="JSONL or CSV files")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="guangdong, tongban-jsonl or tongban-csv (default: detect)")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="abort the whole import (store nothing) on any bad row")
+    ] = False,
+    actor: Annotated[str, typer.Option(help="who is importing, for the audit trail")] = "",
+) -> None:
+    """Import service guides. Bad rows are reported with line and reason; the rest are stored."""
+    settings = get_settings()
+    engine = _engine(settings)
+    _require_schema(engine)
+    who = actor or f"cli:{getpass.getuser()}"
+    factory, clock = make_sessionmaker(engine), SystemClock()
+    failed = False
+    for path in paths:
+        if not path.is_file():
+            raise _fail(f"{path}: no such file")
+        try:
+            kind = fmt or detect_format(path)
+        except FileFormatError as exc:
+            raise _fail(f"{path}: {exc}") from None
+        total = _count_lines(path)
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=not sys.stderr.isatty(),
+        ) as progress:
+            task = progress.add_task(f"{path.name} ({kind})", total=total)
+
+            def advance(line: int, task: TaskID = task) -> None:
+                progress.update(task, completed=line)
+
+            try:
+                with session_scope(factory) as session:
+                    report = import_file(
+                        session,
+                        path,
+                        actor=who,
+                        clock=clock,
+                        fmt=kind,
+                        strict=strict,
+                        on_row=advance,
+                    )
+            except FileFormatError as exc:
+                raise _fail(f"{path}: {exc}") from None
+            except StrictImportFailed as exc:
+                _print_report(exc.report)
+                raise _fail(f"{path}: {exc}; nothing was stored", EXIT_ROWS_FAILED) from None
+        _print_report(report)
+        failed = failed or bool(report.errors)
+    if failed:
+        raise typer.Exit(EXIT_ROWS_FAILED)
+
+
+@catalog_app.command("export")
+def catalog_export(
+    fmt: Annotated[str, typer.Option("--format", help="tongban-jsonl or tongban-csv")] = "tongban-jsonl",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")
+    ] = None,
+    status: Annotated[str, typer.Option(help="published, draft or withdrawn")] = "published",
+) -> None:
+    """Export the catalogue in our own format (re-importable)."""
+    if fmt not in ("tongban-jsonl", "tongban-csv"):
+        raise _fail("--format must be tongban-jsonl or tongban-csv")
+    settings = get_settings()
+    engine = _engine(settings)
+    _require_schema(engine)
+    stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    count = 0
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS) if fmt == "tongban-csv" else None
+            if writer:
+                writer.writeheader()
+            for content in catalog_service.export_items(session, status=status):
+                if writer:
+                    writer.writerow(content_to_csv_row(content))
+                else:
+                    stream.write(json.dumps(content.model_dump(mode="json"), ensure_ascii=False) + "\n")
+                count += 1
+    finally:
+        if output:
+            stream.close()
+    err.print(f"exported {count} item(s)")
+
+
+@catalog_app.command("check")
+def catalog_check(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    limit: Annotated[int, typer.Option(help="groups to show in detail (0 = all)")] = 20,
+) -> None:
+    """审批标准一致性校验: the same item across regions/departments with different requirements."""
+    engine = _engine(get_settings())
+    _require_schema(engine)
+    with session_scope(make_sessionmaker(engine)) as session:
+        report = catalog_service.check_consistency(session)
+    bad = report.inconsistent
+    if as_json:
+        from dataclasses import asdict
+
+        payload = {
+            "items_checked": report.items_checked,
+            "groups_checked": report.groups_checked,
+            "groups_inconsistent": len(bad),
+            "totals": report.totals(),
+            "groups": [asdict(g) for g in bad],
+        }
+        out.print_json(json.dumps(payload, ensure_ascii=False))
+        return
+    out.print(
+        f"[bold]Consistency report[/]: {report.items_checked} published items, {report.groups_checked} items "
+        f"offered by several regions/departments, [bold]{len(bad)}[/] of them inconsistent"
+    )
+    totals = Table(title="Inconsistent items by dimension")
+    totals.add_column("dimension")
+    totals.add_column("items", justify="right")
+    for dim, n in report.totals().items():
+        totals.add_row(dim, str(n))
+    out.print(totals)
+    for group in bad[: limit or None]:
+        table = Table(title=f"{group.name} ({len(group.members)} implementations)", show_lines=True)
+        table.add_column("dimension")
+        table.add_column("variant", overflow="fold")
+        table.add_column("where", overflow="fold")
+        for diff in group.differences:
+            for variant in diff.variants:
+                where = "\n".join(f"{m.code} {m.region} {m.department}" for m in variant.members)
+                table.add_row(diff.dimension, (variant.value or "(not stated)")[:300], where)
+        out.print(table)
+    if limit and len(bad) > limit:
+        out.print(f"… {len(bad) - limit} more; use --limit 0 or --json for all")
+
+
+@admin_app.command("create")
+def admin_create(
+    username: str,
+    role: Annotated[
+        list[str], typer.Option(help=f"repeatable; one of {', '.join(auth.ROLE_PERMISSIONS)}")
+    ] = [  # noqa: B006
+        "admin"
+    ],
+    display_name: Annotated[str, typer.Option()] = "",
+    password_stdin: Annotated[bool, typer.Option(help="read the password from standard input")] = False,
+) -> None:
+    """Create a staff account (the password is asked for, or read from stdin)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    engine = _engine(get_settings())
+    _require_schema(engine)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            account = auth.create_account(
+                session,
+                username=username,
+                password=password,
+                roles=role,
+                display_name=display_name,
+                clock=SystemClock(),
+            )
+            roles = ", ".join(account.roles)
+    except DomainError as exc:
+        raise _fail(exc.detail) from None
+    out.print(f"created account [bold]{username}[/] with role(s) {roles}")
+
+
+@calendar_app.command("load")
+def calendar_load(path: Path) -> None:
+    """Load a year's official holiday schedule (JSON; see docs/working-days.md)."""
+    if not path.is_file():
+        raise _fail(f"{path}: no such file")
+    try:
+        schedule = YearSchedule.from_text(path.read_text(encoding="utf-8"))
+    except (DomainError, UnicodeDecodeError) as exc:
+        raise _fail(f"{path}: {getattr(exc, 'detail', exc)}") from None
+    engine = _engine(get_settings())
+    _require_schema(engine)
+    with session_scope(make_sessionmaker(engine)) as session:
+        changed = load_schedule(session, schedule, actor=f"cli:{getpass.getuser()}", clock=SystemClock())
+    out.print(f"{schedule.year}: {'loaded' if changed else 'already loaded, unchanged'}")
+
+
+@calendar_app.command("deadline")
+def calendar_deadline(
+    start: Annotated[str, typer.Argument(help="YYYY-MM-DD, the day of acceptance")],
+    days: int,
+    calendar_days: Annotated[bool, typer.Option("--calendar-days", help="count natural days")] = False,
+) -> None:
+    """The due date of a time limit of DAYS working days accepted on START."""
+    import datetime as dt
+
+    try:
+        day = dt.date.fromisoformat(start)
+    except ValueError:
+        raise _fail(f"{start!r} is not a date (YYYY-MM-DD)") from None
+    engine = _engine(get_settings())
+    _require_schema(engine)
+    with session_scope(make_sessionmaker(engine)) as session:
+        cal = working_calendar(session)
+        try:
+            due = cal.add_calendar_days(day, days) if calendar_days else cal.add_working_days(day, days)
+        except DomainError as exc:
+            raise _fail(exc.detail) from None
+    out.print(due.isoformat())
+
+
+def _serve(settings: Settings, reload: bool = False) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "tongban.web.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        reload=reload,
+        proxy_headers=True,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+@app.command()
+def serve(reload: Annotated[bool, typer.Option(help="reload on code changes (development)")] = False) -> None:
+    """Run the web platform (migrating the embedded database first)."""
+    settings = get_settings()
+    engine = _engine(settings)
+    if not settings.database_url:
+        migrate.upgrade(engine)
+    _require_schema(engine)
+    out.print(f"tongban on http://{settings.host}:{settings.port} ({engine.dialect.name})")
+    _serve(settings, reload)
+
+
+def load_demo(settings: Settings) -> ImportReport:
+    """Migrate, import the shipped demo guides and make sure demo accounts exist."""
+    engine = _engine(settings)
+    migrate.upgrade(engine)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    target = settings.data_dir / "demo_guangdong_guides.jsonl"
+    source = resources.files("tongban.demo") / "guangdong_guides.jsonl.gz"
+    with source.open("rb") as raw, gzip.open(raw) as unpacked, target.open("wb") as fh:
+        shutil.copyfileobj(unpacked, fh)
+    clock = SystemClock()
+    with session_scope(make_sessionmaker(engine)) as session:
+        report = import_file(session, target, actor="demo", clock=clock, fmt="guangdong")
+    accounts_file = settings.data_dir / "demo-accounts.txt"
+    if not accounts_file.exists():
+        lines = []
+        with session_scope(make_sessionmaker(engine)) as session:
+            for username, roles in (
+                ("admin", ["admin"]),
+                ("editor", ["catalog_editor"]),
+                ("reviewer", ["catalog_reviewer"]),
+            ):
+                password = secrets.token_urlsafe(12)
+                try:
+                    auth.create_account(
+                        session,
+                        username=username,
+                        password=password,
+                        roles=roles,
+                        display_name=username,
+                        clock=clock,
+                    )
+                except DomainError:
+                    continue
+                lines.append(f"{username}\t{password}\t{','.join(roles)}")
+        accounts_file.write_text("username\tpassword\troles\n" + "\n".join(lines) + "\n")
+        accounts_file.chmod(0o600)
+    return report
+
+
+@app.command()
+def demo(
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="start the web platform afterwards")
+    ] = True,
+) -> None:
+    """Set up the embedded database with the demo catalogue and demo staff accounts, then serve."""
+    settings = get_settings()
+    report = load_demo(settings)
+    out.print(
+        f"demo catalogue: {report.created} created, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{len(report.errors)} failed"
+    )
+    out.print(f"demo staff accounts and passwords: {settings.data_dir / 'demo-accounts.txt'}")
+    if serve_after:
+        out.print(f"open http://{settings.host}:{settings.port}")
+        _serve(settings)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,174 @@
+"""Accounts, roles and sessions.
+
+Local accounts with Argon2id password hashes and server-side sessions (revocable; the cookie or bearer
+token is a random value whose SHA-256 is stored). The session layer does not care who proved the
+identity: an OIDC login would find or create the :class:`Account` (``provider`` = the issuer) and call
+:func:`start_session` the same way, so the rest of the platform sees one :class:`Principal`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tongban.core.clock import Clock
+from tongban.core.errors import Conflict, Forbidden, InvalidInput, Unauthenticated
+from tongban.core.models import Account, AuthSession
+
+#: Every permission the platform checks, granted through roles.
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": frozenset(
+        {"catalog:edit", "catalog:review", "catalog:publish", "audit:read", "accounts:manage"}
+    ),
+    "catalog_editor": frozenset({"catalog:edit"}),
+    "catalog_reviewer": frozenset({"catalog:edit", "catalog:review", "catalog:publish"}),
+    "auditor": frozenset({"audit:read"}),
+}
+
+_hasher = PasswordHasher()
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,63}$")
+#: A fixed hash to verify against when the account does not exist (keeps timing uniform).
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is acting. Anonymous citizens have ``account_id`` None and no permissions."""
+
+    account_id: int | None
+    username: str
+    display_name: str
+    roles: tuple[str, ...] = ()
+    csrf_token: str | None = None
+    permissions: frozenset[str] = field(default=frozenset())
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.account_id is not None
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def require(self, permission: str) -> None:
+        if not self.is_authenticated:
+            raise Unauthenticated("sign in to do this")
+        if not self.can(permission):
+            raise Forbidden(f"your account lacks the permission {permission!r}")
+
+
+ANONYMOUS = Principal(account_id=None, username="anonymous", display_name="")
+
+
+def permissions_for(roles: list[str] | tuple[str, ...]) -> frozenset[str]:
+    granted: set[str] = set()
+    for role in roles:
+        granted |= ROLE_PERMISSIONS.get(role, frozenset())
+    return frozenset(granted)
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_account(
+    session: Session, *, username: str, password: str, roles: list[str], display_name: str, clock: Clock
+) -> Account:
+    if not _USERNAME.match(username):
+        raise InvalidInput("username: 3–64 lowercase letters, digits, '.', '_' or '-'")
+    if len(password) < 12:
+        raise InvalidInput("password: at least 12 characters")
+    unknown = [r for r in roles if r not in ROLE_PERMISSIONS]
+    if unknown:
+        raise InvalidInput(f"unknown role(s): {', '.join(unknown)}; known: {', '.join(ROLE_PERMISSIONS)}")
+    if session.scalar(select(Account.id).where(Account.username == username)) is not None:
+        raise Conflict(f"an account named {username!r} already exists")
+    account = Account(
+        username=username,
+        display_name=display_name or username,
+        password_hash=_hasher.hash(password),
+        roles=sorted(set(roles)),
+        is_active=True,
+        provider="local",
+        created_at=clock.now(),
+    )
+    session.add(account)
+    session.flush()
+    return account
+
+
+def set_password(session: Session, *, username: str, password: str) -> None:
+    if len(password) < 12:
+        raise InvalidInput("password: at least 12 characters")
+    account = session.scalar(select(Account).where(Account.username == username))
+    if account is None:
+        raise InvalidInput(f"no account named {username!r}")
+    account.password_hash = _hasher.hash(password)
+
+
+def authenticate(session: Session, *, username: str, password: str) -> Account:
+    account = session.scalar(select(Account).where(Account.username == username))
+    try:
+        _hasher.verify(account.password_hash if account else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        raise Unauthenticated("wrong username or password") from None
+    if account is None or not account.is_active:
+        raise Unauthenticated("wrong username or password")
+    if _hasher.check_needs_rehash(account.password_hash):
+        account.password_hash = _hasher.hash(password)
+    return account
+
+
+def start_session(session: Session, account: Account, *, clock: Clock, hours: int) -> tuple[str, AuthSession]:
+    """Open a session; returns the token (to hand to the client once) and the stored row."""
+    token = secrets.token_urlsafe(32)
+    now = clock.now()
+    row = AuthSession(
+        token_hash=_hash_token(token),
+        account_id=account.id,
+        csrf_token=secrets.token_urlsafe(24),
+        created_at=now,
+        expires_at=now + dt.timedelta(hours=hours),
+        revoked=False,
+    )
+    account.last_login_at = now
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def resolve_session(session: Session, token: str, *, clock: Clock) -> Principal | None:
+    if not token or len(token) > 128:
+        return None
+    row = session.get(AuthSession, _hash_token(token))
+    if row is None or row.revoked or row.expires_at <= clock.now():
+        return None
+    account = session.get(Account, row.account_id)
+    if account is None or not account.is_active:
+        return None
+    roles = tuple(account.roles)
+    return Principal(
+        account_id=account.id,
+        username=account.username,
+        display_name=account.display_name,
+        roles=roles,
+        csrf_token=row.csrf_token,
+        permissions=permissions_for(roles),
+    )
+
+
+def end_session(session: Session, token: str) -> None:
+    row = session.get(AuthSession, _hash_token(token))
+    if row is not None:
+        row.revoked = True
+
+
+def ensure_can(principal: Principal, permission: str) -> None:
+    principal.require(permission)

@@ -1,0 +1,63 @@
+"""Settings, read from the environment with the ``TONGBAN_`` prefix (and an optional ``.env`` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TONGBAN_", env_file=".env", extra="ignore")
+
+    #: Where the embedded database, uploaded files and the generated secret live.
+    data_dir: Path = Field(default=Path("data"))
+    #: SQLAlchemy URL. Empty means the embedded SQLite file ``<data_dir>/tongban.sqlite3``.
+    database_url: str = ""
+    #: Secret for signing tokens. Empty means a random one is generated once into ``<data_dir>/secret.key``.
+    secret_key: SecretStr = SecretStr("")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Mark cookies Secure and send HSTS; set when served over HTTPS (always in production).
+    https: bool = False
+    session_hours: int = 12
+    log_level: str = "INFO"
+    #: Render logs as JSON lines (production) or as readable console lines (development).
+    log_json: bool = True
+    default_locale: str = "zh_Hans"
+    timezone: str = "Asia/Shanghai"
+    #: Largest request body accepted, in bytes.
+    max_body_bytes: int = 2_000_000
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tongban.sqlite3').resolve()}"
+
+    def resolved_secret(self) -> str:
+        if self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
+        import secrets
+
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,288 @@
+"""Request-level building blocks shared by every domain's ``api.py`` and ``pages.py``.
+
+* one database session per request, committed at the edge;
+* the acting :class:`~tongban.core.auth.Principal` (bearer token or session cookie);
+* an explicit authorisation rule on every route (``public`` or ``require(permission)``), checked by a test
+  that walks all routes;
+* CSRF: a signed double-submit token on every form and on cookie-authenticated API writes;
+* the language of the page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session, sessionmaker
+
+from tongban.core import auth
+from tongban.core.clock import Clock
+from tongban.core.config import Settings
+from tongban.core.errors import DomainError, Unauthenticated
+from tongban.core.i18n import LANG_COOKIE, Language, get_language, negotiate
+from tongban.core.templating import render
+
+SESSION_COOKIE = "tongban_session"
+CSRF_COOKIE = "tongban_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CsrfFailed(DomainError):
+    status = 403
+    slug = "csrf-failed"
+    title = "The form has expired"
+
+
+@dataclass
+class Runtime:
+    """What the running application holds: settings, the database and the clock."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    clock: Clock
+    secret: str
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: committed when the handler returns, rolled back on any error."""
+    session = runtime(request).sessions()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_clock(request: Request) -> Clock:
+    return runtime(request).clock
+
+
+DbSession = Annotated[Session, Depends(db_session)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+
+
+def _token_from(request: Request) -> tuple[str | None, str | None]:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip(), "bearer"
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return cookie, "cookie"
+    return None, None
+
+
+def current_principal(request: Request, session: DbSession) -> auth.Principal:
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, auth.Principal):
+        return cached
+    token, via = _token_from(request)
+    principal = auth.ANONYMOUS
+    if token:
+        principal = auth.resolve_session(session, token, clock=runtime(request).clock) or auth.ANONYMOUS
+    request.state.principal = principal
+    request.state.auth_via = via if principal.is_authenticated else None
+    return principal
+
+
+# --- CSRF -----------------------------------------------------------------------------------------------
+
+
+def csrf_cookie_value(request: Request) -> str:
+    """The browser's CSRF cookie, or a new one (the middleware sets it on the response)."""
+    value = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "new_csrf_cookie", None)
+    if not value:
+        value = secrets.token_urlsafe(24)
+        request.state.new_csrf_cookie = value
+    return str(value)
+
+
+def csrf_token(request: Request) -> str:
+    """The token to embed in forms: an HMAC of the browser's CSRF cookie under the server secret."""
+    cookie = csrf_cookie_value(request)
+    return hmac.new(runtime(request).secret.encode(), cookie.encode(), hashlib.sha256).hexdigest()
+
+
+def _csrf_valid(request: Request, presented: str | None) -> bool:
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if not cookie or not presented:
+        return False
+    expected = hmac.new(runtime(request).secret.encode(), cookie.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, presented)
+
+
+async def csrf_form(request: Request) -> None:
+    """Guard of every HTML form post."""
+    if request.method in SAFE_METHODS:
+        return
+    form = await request.form()
+    value = form.get(CSRF_FIELD)
+    if not _csrf_valid(request, value if isinstance(value, str) else None):
+        raise CsrfFailed("the form could not be verified; reload the page and try again")
+
+
+# --- Authorisation rules -----------------------------------------------------------------------------
+
+
+def _rule(name: str, check: Callable[..., Any]) -> Callable[..., Any]:
+    check.__authz_rule__ = name  # type: ignore[attr-defined]
+    return check
+
+
+def _public(request: Request) -> None:
+    return None
+
+
+#: The rule of routes anyone may call (citizens' pages, health checks, login).
+public = _rule("public", _public)
+
+
+def require(permission: str) -> Callable[..., auth.Principal]:
+    """Rule: the caller must be signed in with ``permission``. Cookie-authenticated writes need CSRF too."""
+
+    def dependency(
+        request: Request, principal: Annotated[auth.Principal, Depends(current_principal)]
+    ) -> auth.Principal:
+        principal.require(permission)
+        if (
+            request.method not in SAFE_METHODS
+            and getattr(request.state, "auth_via", None) == "cookie"
+            and not request.url.path.startswith("/staff")
+            and not _csrf_valid(request, request.headers.get(CSRF_HEADER))
+        ):
+            raise CsrfFailed(f"send the {CSRF_HEADER} header with cookie-authenticated writes")
+        return principal
+
+    return _rule(f"require:{permission}", dependency)
+
+
+def signed_in(
+    request: Request, principal: Annotated[auth.Principal, Depends(current_principal)]
+) -> auth.Principal:
+    if not principal.is_authenticated:
+        raise Unauthenticated("sign in to do this")
+    return principal
+
+
+#: Rule: any signed-in account.
+authenticated = _rule("authenticated", signed_in)
+
+
+def principal_or_anonymous(
+    principal: Annotated[auth.Principal, Depends(current_principal)],
+) -> auth.Principal:
+    return principal
+
+
+#: Rule: anyone; what they see depends on who they are (checked in the service).
+public_with_principal = _rule("public", principal_or_anonymous)
+
+
+# --- Language ----------------------------------------------------------------------------------------
+
+
+def language(request: Request) -> Language:
+    code = negotiate(
+        request.query_params.get("lang"),
+        request.cookies.get(LANG_COOKIE),
+        request.headers.get("accept-language"),
+    )
+    return get_language(code)
+
+
+LanguageDep = Annotated[Language, Depends(language)]
+
+
+# --- Pages -------------------------------------------------------------------------------------------
+
+
+def render_page(
+    request: Request,
+    lang: Language,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+) -> HTMLResponse:
+    """Render a full HTML page with what every page needs (CSRF token, principal, language links)."""
+    principal = getattr(request.state, "principal", None) or auth.ANONYMOUS
+    path = request.url.path
+    query = request.url.query
+    here = path + (f"?{query}" if query else "")
+    ctx = {
+        "request": request,
+        "principal": principal,
+        "csrf_token": csrf_token(request),
+        "csrf_field": CSRF_FIELD,
+        "here": here,
+        **(context or {}),
+    }
+    return HTMLResponse(render(template, lang, ctx), status_code=status)
+
+
+# --- Idempotent writes -------------------------------------------------------------------------------
+
+
+async def raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(raw_body)]
+
+
+def idempotent(
+    request: Request,
+    session: Session,
+    principal: auth.Principal,
+    body: bytes,
+    produce: Callable[[], tuple[int, Any]],
+) -> Any:
+    """Run ``produce`` once per ``Idempotency-Key``; a retry gets the first response again."""
+    import json
+
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.responses import JSONResponse
+
+    from tongban.core import idempotency
+
+    key = request.headers.get("idempotency-key")
+    if not key:
+        status, payload = produce()
+        return JSONResponse(jsonable_encoder(payload), status_code=status)
+    method, path = request.method, request.url.path
+    stored = idempotency.lookup(
+        session, key=key, actor=principal.username, method=method, path=path, body=body
+    )
+    if stored is not None:
+        response = JSONResponse(json.loads(stored.body), status_code=stored.status)
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    status, payload = produce()
+    encoded = jsonable_encoder(payload)
+    idempotency.remember(
+        session,
+        key=key,
+        actor=principal.username,
+        method=method,
+        path=path,
+        body=body,
+        status=status,
+        response_body=json.dumps(encoded, ensure_ascii=False),
+        clock=runtime(request).clock,
+    )
+    return JSONResponse(encoded, status_code=status)

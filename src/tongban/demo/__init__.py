@@ -1,0 +1,1 @@
+"""Demo data shipped with the package (see NOTICE.md for its source and licence)."""

@@ -1,0 +1,1 @@
+"""The web edge: assembles the domains' routers, middleware, error pages and the portal's own pages."""

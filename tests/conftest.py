@@ -1,0 +1,137 @@
+"""Test fixtures. The suite runs against SQLite (default) or PostgreSQL (``TONGBAN_TEST_DATABASE_URL``).
+
+The schema is built by the Alembic migrations. Each test runs inside one outer transaction on one
+connection that is rolled back afterwards; the application under test (served over real HTTP by uvicorn
+in a thread) is bound to that same connection, so what a request commits is only a savepoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from tongban.core import auth
+from tongban.core.clock import FixedClock
+from tongban.core.config import Settings
+from tongban.core.db import make_engine
+from tongban.core.migrate import upgrade
+from tongban.web.app import create_app
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+GUIDES = SHARED_DATA / "service_guides" / "guides.jsonl"
+PASSWORD = "correct horse battery staple"
+#: A Monday in a year the holiday package knows.
+T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+
+
+def database_url(tmp_dir: Path) -> str:
+    return os.environ.get("TONGBAN_TEST_DATABASE_URL") or f"sqlite:///{tmp_dir / 'test.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    url = database_url(tmp_path_factory.mktemp("db"))
+    eng = make_engine(Settings(database_url=url).resolved_database_url())
+    if eng.dialect.name == "postgresql":
+        with eng.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    conn = engine.connect()
+    outer = conn.begin()
+    yield conn
+    outer.rollback()
+    conn.close()
+
+
+@pytest.fixture
+def sessions(connection: Connection) -> sessionmaker[Session]:
+    return sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+
+@pytest.fixture
+def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    s = sessions()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(T0)
+
+
+@pytest.fixture(scope="session")
+def app_and_url(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI, str]]:
+    """One real uvicorn server for the whole session; each test rebinds it to its own transaction."""
+    data_dir = tmp_path_factory.mktemp("data")
+    settings = Settings(data_dir=data_dir, database_url=str(engine.url.render_as_string(hide_password=False)),
+                        log_json=True, log_level="WARNING")  # fmt: skip
+    app = create_app(settings, engine=engine)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture
+def app(app_and_url: tuple[FastAPI, str], sessions: sessionmaker[Session], clock: FixedClock) -> FastAPI:
+    application = app_and_url[0]
+    application.state.runtime.sessions = sessions
+    application.state.runtime.clock = clock
+    return application
+
+
+@pytest.fixture
+def base_url(app: FastAPI, app_and_url: tuple[FastAPI, str]) -> str:
+    return app_and_url[1]
+
+
+@pytest.fixture
+def client(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url, timeout=30, follow_redirects=False) as c:
+        yield c
+
+
+def make_account(session: Session, clock: FixedClock, username: str, roles: list[str]) -> auth.Principal:
+    account = auth.create_account(
+        session, username=username, password=PASSWORD, roles=roles, display_name=username.title(), clock=clock
+    )
+    return auth.Principal(
+        account_id=account.id,
+        username=account.username,
+        display_name=account.display_name,
+        roles=tuple(account.roles),
+        permissions=auth.permissions_for(account.roles),
+    )
+
+
+def bearer(client: httpx.Client, username: str) -> dict[str, str]:
+    response = client.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}

@@ -82,8 +82,12 @@ def clock() -> FixedClock:
 def app_and_url(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI, str]]:
     """One real uvicorn server for the whole session; each test rebinds it to its own transaction."""
     data_dir = tmp_path_factory.mktemp("data")
-    settings = Settings(data_dir=data_dir, database_url=str(engine.url.render_as_string(hide_password=False)),
-                        log_json=True, log_level="WARNING")  # fmt: skip
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=str(engine.url.render_as_string(hide_password=False)),
+        log_json=True,
+        log_level="WARNING",
+    )
     app = create_app(settings, engine=engine)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -73,7 +73,8 @@ def get_clock(request: Request) -> Clock:
     return runtime(request).clock
 
 
-DbSession = Annotated[Session, Depends(db_session)]
+#: scope="function": commit before the response is sent, so a failed commit is never reported as success.
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 
 

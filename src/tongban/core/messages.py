@@ -1,0 +1,39 @@
+"""Messages that reach the catalogue only through this module.
+
+Some user-visible texts are not literal arguments of a ``gettext`` call where they are used: the
+``title`` of each :class:`~tongban.core.errors.DomainError` (shown as ``lang.gettext(exc.title)`` on
+HTML error pages) and the titles of the HTTP errors picked from a dict in ``tongban.web.app``.
+``N_`` marks them for extraction (``scripts/i18n.sh``) and returns them unchanged; nothing needs to
+import this module at run time. ``tests/core/test_i18n.py`` checks that every error title is here.
+"""
+
+from __future__ import annotations
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction without translating it."""
+    return message
+
+
+#: Titles of the domain errors (tongban.core.errors, tongban.core.http, tongban.web.api).
+ERROR_TITLES = (
+    N_("Bad request"),
+    N_("Not found"),
+    N_("Conflict"),
+    N_("Invalid input"),
+    N_("Authentication required"),
+    N_("Forbidden"),
+    N_("Precondition failed"),
+    N_("Holiday schedule not known for that year"),
+    N_("The form has expired"),
+    N_("Not ready"),
+)
+
+#: Titles and texts of the generic HTML error pages (tongban.web.app).
+HTTP_ERROR_TEXTS = (
+    N_("Not found"),
+    N_("Method not allowed"),
+    N_("Error"),
+    N_("Internal error"),
+    N_("An unexpected error occurred."),
+)

@@ -8,7 +8,7 @@
 #                             untranslated or fuzzy (what CI runs)
 #
 # The output is deterministic: no POT-Creation-Date/Generated-By in the template, a fixed header comment,
-# no wrapping, entries sorted by file. Uses .venv/bin/pybabel when present, else pybabel on PATH.
+# no wrapping, no source locations (so moving a line is no change), entries sorted by file. Uses .venv/bin/pybabel when present, else pybabel on PATH.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,6 +42,7 @@ extract_to() {
         --add-comments=Translators: \
         --no-wrap \
         --sort-by-file \
+        --no-location \
         .
     # Drop the lines that change with the clock or the Babel release.
     sed -i.bak -e '/^"POT-Creation-Date: /d' -e '/^"Generated-By: /d' "$out"
@@ -64,6 +65,7 @@ cmd_update() {
         --output-dir="$LOCALE_DIR" \
         --locale="$LOCALE" \
         --no-wrap \
+        --ignore-obsolete \
         --ignore-pot-creation-date
     echo "updated $PO"
 }

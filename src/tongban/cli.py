@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from tongban.catalog import service as catalog_service
-from tongban.catalog.formats import CSV_COLUMNS, FileFormatError, content_to_csv_row, detect_format
+from tongban.catalog.formats import CSV_COLUMNS, FORMATS, FileFormatError, content_to_csv_row, detect_format
 from tongban.catalog.importer import ImportReport, StrictImportFailed, import_file
 from tongban.core import auth, migrate
 from tongban.core.calendar import load_schedule, working_calendar
@@ -128,6 +128,8 @@ def catalog_import(
     settings = get_settings()
     engine = _engine(settings)
     _require_schema(engine)
+    if fmt is not None and fmt not in FORMATS:
+        raise _fail(f"--format must be one of {', '.join(FORMATS)}")
     who = actor or f"cli:{getpass.getuser()}"
     factory, clock = make_sessionmaker(engine), SystemClock()
     failed = False

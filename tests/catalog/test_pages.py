@@ -217,3 +217,12 @@ def test_consistency_page(base_url: str, session: Session, clock: FixedClock, pu
     assert "食品经营许可证核发" in html
     assert "法定代表人身份证明" in html
     assert "12120000TEST0001" in html
+
+
+def test_the_filter_form_submitted_without_javascript(client: httpx.Client, published: None) -> None:
+    # A plain GET form sends every field, the empty ones too.
+    params = {"q": "", "audience": "", "theme": "", "department": "", "item_type": "administrative_licence"}
+    response = client.get("/catalog", params=params)
+    assert response.status_code == 200
+    assert "食品经营许可证核发" in response.text
+    assert client.get("/catalog", params={"audience": "martian"}).status_code == 200

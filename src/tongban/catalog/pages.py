@@ -79,16 +79,19 @@ def browse(
     q: Annotated[str | None, Query(max_length=100)] = None,
     theme: Annotated[str | None, Query(max_length=200)] = None,
     department: Annotated[str | None, Query(max_length=200)] = None,
-    audience: Audience | None = None,
-    item_type: ItemType | None = None,
+    audience: Annotated[str | None, Query(max_length=40)] = None,
+    item_type: Annotated[str | None, Query(max_length=40)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
+    # A form sends every field, empty ones included; an empty or unknown choice means "any".
+    audience = audience if audience in {a.value for a in Audience} else None
+    item_type = item_type if item_type in {t.value for t in ItemType} else None
     filters = ItemFilter(
         q=(q or "").strip() or None,
         theme=theme or None,
         department=department or None,
-        audience=audience.value if audience else None,
-        item_type=item_type.value if item_type else None,
+        audience=audience,
+        item_type=item_type,
         status=Status.PUBLISHED.value,
     )
     result = service.list_items(session, auth.ANONYMOUS, filters=filters, page=page, page_size=PAGE_SIZE)
@@ -148,10 +151,11 @@ def staff_list(
     lang: LanguageDep,
     principal: Editor,
     q: Annotated[str | None, Query(max_length=100)] = None,
-    status: Status | None = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
-    filters = ItemFilter(q=(q or "").strip() or None, status=status.value if status else None)
+    status = status if status in {s.value for s in Status} else None
+    filters = ItemFilter(q=(q or "").strip() or None, status=status)
     result = service.list_items(session, principal, filters=filters, page=page, page_size=50)
     params = {k: v for k, v in {"q": filters.q, "status": filters.status}.items() if v}
     context = {

@@ -54,6 +54,7 @@ def home(request: Request, session: DbSession, lang: LanguageDep, principal: Any
             "facets": facets,
             "audiences": [a.value for a in Audience],
             "theme_label": lambda theme: vocab.theme_label(theme, lang.code),
+            "label": lambda code: vocab.label(code, lang.code),
         },
     )
 

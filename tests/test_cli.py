@@ -1,0 +1,165 @@
+"""The ``tongban`` command line, run as a user would: a real process against a real database."""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.factories import item_data
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A fresh database of the backend under test, separate from the transactional test database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TONGBAN_")}
+    env["TONGBAN_DATA_DIR"] = str(tmp_path / "data")
+    env["TONGBAN_LOG_JSON"] = "false"
+    test_url = os.environ.get("TONGBAN_TEST_DATABASE_URL", "")
+    if test_url.startswith("postgresql"):
+        name = f"test_cli_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(test_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        env["TONGBAN_DATABASE_URL"] = test_url.rsplit("/", 1)[0] + f"/{name}"
+        yield env
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    else:
+        yield env
+
+
+def tongban(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tongban", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _jsonl(path: Path, rows: list[dict[str, object] | str]) -> Path:
+    path.write_text(
+        "\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_commands_refuse_an_unmigrated_database(cli_env: dict[str, str], tmp_path: Path) -> None:
+    result = tongban(cli_env, "catalog", "check")
+    assert result.returncode == 2
+    assert "tongban db upgrade" in result.stderr
+
+
+def test_import_export_check_round_trip(cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert tongban(cli_env, "db", "upgrade").returncode == 0
+    good = _jsonl(
+        tmp_path / "items.jsonl",
+        [
+            item_data(),
+            item_data(
+                code="12120000TEST0001",
+                region="天津市",
+                department="天津市市场监督管理局",
+                visits=1,
+                promised_limit={"value": 10, "unit": "working_day"},
+            ),
+        ],
+    )
+    imported = tongban(cli_env, "catalog", "import", str(good))
+    assert imported.returncode == 0, imported.stderr
+    assert "2 created" in imported.stdout
+    again = tongban(cli_env, "catalog", "import", str(good))
+    assert "0 created, 0 updated, 2 unchanged" in again.stdout
+
+    check = tongban(cli_env, "catalog", "check", "--json")
+    report = json.loads(check.stdout)
+    assert report["groups_inconsistent"] == 1
+    assert report["totals"]["promised_limit"] == 1
+    human = tongban(cli_env, "catalog", "check")
+    assert "食品经营许可证核发" in human.stdout
+
+    for fmt, name in (("tongban-jsonl", "out.jsonl"), ("tongban-csv", "out.csv")):
+        out = tmp_path / name
+        exported = tongban(cli_env, "catalog", "export", "--format", fmt, "--output", str(out))
+        assert exported.returncode == 0, exported.stderr
+        reimport = tongban(cli_env, "catalog", "import", str(out))
+        assert "2 unchanged" in reimport.stdout, reimport.stdout + reimport.stderr
+
+
+def test_bad_rows_exit_1_and_bad_files_exit_2(cli_env: dict[str, str], tmp_path: Path) -> None:
+    tongban(cli_env, "db", "upgrade")
+    mixed = _jsonl(
+        tmp_path / "mixed.jsonl", [item_data(), item_data(code="X1234567", level="galactic"), "oops"]
+    )
+    result = tongban(cli_env, "catalog", "import", str(mixed))
+    assert result.returncode == 1
+    assert "1 created" in result.stdout
+    assert "level" in result.stderr
+    strict = _jsonl(tmp_path / "strict.jsonl", [item_data(code="NEW00000001"), "oops"])
+    result = tongban(cli_env, "catalog", "import", "--strict", str(strict))
+    assert result.returncode == 1
+    assert "nothing was stored" in result.stderr
+    export = tongban(cli_env, "catalog", "export")
+    assert "NEW00000001" not in export.stdout
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b"\x00\x01\x02garbage")
+    assert tongban(cli_env, "catalog", "import", str(binary)).returncode == 2
+    assert tongban(cli_env, "catalog", "import", str(tmp_path / "missing.jsonl")).returncode == 2
+    assert tongban(cli_env, "catalog", "import", "--format", "xml", str(mixed)).returncode == 2
+
+
+def test_admin_and_calendar(cli_env: dict[str, str], tmp_path: Path) -> None:
+    tongban(cli_env, "db", "upgrade")
+    created = tongban(
+        cli_env,
+        "admin",
+        "create",
+        "chief",
+        "--role",
+        "admin",
+        "--password-stdin",
+        stdin="a long enough secret\n",
+    )
+    assert created.returncode == 0, created.stderr
+    short = tongban(cli_env, "admin", "create", "other", "--password-stdin", stdin="short\n")
+    assert short.returncode == 2
+    assert "12 characters" in short.stderr
+
+    refused = tongban(cli_env, "calendar", "deadline", "2027-03-01", "5")
+    assert refused.returncode == 2
+    assert "2027" in refused.stderr
+    schedule = tmp_path / "2027.json"
+    schedule.write_text(
+        json.dumps(
+            {
+                "year": 2027,
+                "source": "test schedule",
+                "holidays": [{"name": "元旦", "start": "2027-01-01", "end": "2027-01-03"}],
+                "workdays": [],
+            }
+        )
+    )
+    assert tongban(cli_env, "calendar", "load", str(schedule)).returncode == 0
+    assert "unchanged" in tongban(cli_env, "calendar", "load", str(schedule)).stdout
+    due = tongban(cli_env, "calendar", "deadline", "2026-12-31", "1")
+    assert due.stdout.strip() == "2027-01-04"
+
+
+def test_demo_loads_the_shipped_catalogue(cli_env: dict[str, str]) -> None:
+    result = tongban(cli_env, "demo", "--no-serve")
+    assert result.returncode == 0, result.stderr
+    assert "1843 created" in result.stdout
+    accounts = Path(cli_env["TONGBAN_DATA_DIR"]) / "demo-accounts.txt"
+    assert oct(accounts.stat().st_mode & 0o777) == "0o600"
+    assert "reviewer" in accounts.read_text()

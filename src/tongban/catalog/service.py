@@ -166,13 +166,11 @@ def get_working_copy(session: Session, principal: Principal, code: str) -> tuple
     return to_out(item), content
 
 
-def create_item(
-    session: Session, principal: Principal, content: ItemContent, *, clock: Clock, note: str = ""
-) -> ItemOut:
-    principal.require("catalog:edit")
-    if repo.get_by_code(session, content.code) is not None:
-        raise Conflict(f"a service item with code {content.code!r} already exists", code=content.code)
-    now, digest = clock.now(), content_hash(content)
+def _add_item(
+    session: Session, content: ItemContent, digest: str, clock: Clock, *, published: bool
+) -> CatalogItem:
+    """A new item at version 1: a draft pending review, or (operators' imports) published at once."""
+    now = clock.now()
     item = repo.add_item(
         session,
         CatalogItem(
@@ -183,17 +181,29 @@ def create_item(
             region=content.region,
             level=content.level.value,
             audiences=[],
-            status=Status.DRAFT.value,
+            status=(Status.PUBLISHED if published else Status.DRAFT).value,
             content={},
             content_hash=digest,
             version=1,
-            published_version=None,
-            pending_version=1,
+            published_version=1 if published else None,
+            pending_version=None if published else 1,
             created_at=now,
             updated_at=now,
+            published_at=now if published else None,
         ),
     )
     _apply_live(session, item, content, digest)
+    return item
+
+
+def create_item(
+    session: Session, principal: Principal, content: ItemContent, *, clock: Clock, note: str = ""
+) -> ItemOut:
+    principal.require("catalog:edit")
+    if repo.get_by_code(session, content.code) is not None:
+        raise Conflict(f"a service item with code {content.code!r} already exists", code=content.code)
+    digest = content_hash(content)
+    item = _add_item(session, content, digest, clock, published=False)
     _new_version(session, item, content, digest, VersionState.DRAFT, principal.username, note, clock)
     audit.record(
         session,
@@ -463,28 +473,7 @@ def import_item(
     now = clock.now()
     note = f"imported from {source}"
     if item is None:
-        item = repo.add_item(
-            session,
-            CatalogItem(
-                code=content.code,
-                name=content.name,
-                item_type=content.item_type.value,
-                department=content.department,
-                region=content.region,
-                level=content.level.value,
-                audiences=[],
-                status=Status.PUBLISHED.value,
-                content={},
-                content_hash=digest,
-                version=1,
-                published_version=1,
-                pending_version=None,
-                created_at=now,
-                updated_at=now,
-                published_at=now,
-            ),
-        )
-        _apply_live(session, item, content, digest)
+        item = _add_item(session, content, digest, clock, published=True)
         _new_version(
             session, item, content, digest, VersionState.PUBLISHED, actor, note, clock, reviewed_by=actor
         )

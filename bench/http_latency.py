@@ -144,8 +144,13 @@ def fresh_platform(backend: str, pg_server: str) -> Iterator[tuple[Path, str]]:
 
 @contextmanager
 def running_server(env: dict[str, str], cwd: Path, log: IO[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    # PYTHONFAULTHANDLER: should the server die of a fatal signal, its log says where.
     proc = subprocess.Popen(
-        [tongban_executable(), "serve"], env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
+        [tongban_executable(), "serve"],
+        env={**env, "PYTHONFAULTHANDLER": "1"},
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         yield proc
@@ -317,7 +322,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, ScenarioR
                     file=sys.stderr,
                     flush=True,
                 )
-                return asyncio.run(
+                results = asyncio.run(
                     run_scenarios(
                         base_url,
                         proc.pid,
@@ -329,11 +334,18 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, ScenarioR
                     )
                 )
             except Exception:
-                log.flush()
-                tail = log_path.read_text(errors="replace")[-3000:]
-                state = "still running" if proc.poll() is None else f"exited with {proc.returncode}"
-                print(f"--- server process {proc.pid}: {state}; log (tail) ---\n{tail}", file=sys.stderr)
+                _report_server(proc, log, log_path)
                 raise
+            if proc.poll() is not None or any(r.error_count for r in results.values()):
+                _report_server(proc, log, log_path)
+            return results
+
+
+def _report_server(proc: subprocess.Popen[bytes], log: IO[bytes], log_path: Path) -> None:
+    log.flush()
+    tail = log_path.read_text(errors="replace")[-3000:]
+    state = "still running" if proc.poll() is None else f"exited with {proc.returncode}"
+    print(f"--- server process {proc.pid}: {state}; log (tail) ---\n{tail}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,3 +99,20 @@ def test_unknown_page_is_a_friendly_404(client: httpx.Client) -> None:
     response = client.get("/no/such/page")
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")
+
+
+def test_sign_in_is_throttled_after_repeated_failures(client: httpx.Client, session: Any, clock: Any) -> None:
+    from tests.conftest import PASSWORD, make_account
+    from tongban.core.auth import LOCKOUT_FAILURES, LOCKOUT_WINDOW
+
+    make_account(session, clock, "editor1", ["catalog_editor"])
+    session.commit()
+    for _ in range(LOCKOUT_FAILURES):
+        wrong = client.post("/api/v1/auth/login", json={"username": "editor1", "password": "guess"})
+        assert wrong.status_code == 401
+        assert wrong.headers["content-type"].startswith("application/problem+json")
+    locked = client.post("/api/v1/auth/login", json={"username": "editor1", "password": PASSWORD})
+    assert locked.status_code == 429
+    clock.advance(LOCKOUT_WINDOW)
+    ok = client.post("/api/v1/auth/login", json={"username": "editor1", "password": PASSWORD})
+    assert ok.status_code == 200

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from tongban.core.clock import Clock
-from tongban.core.errors import Conflict, Forbidden, InvalidInput, Unauthenticated
-from tongban.core.models import Account, AuthSession
+from tongban.core.errors import Conflict, DomainError, Forbidden, InvalidInput, Unauthenticated
+from tongban.core.models import Account, AuthSession, LoginFailure
 
 #: Every permission the platform checks, granted through roles.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -32,6 +32,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "catalog_reviewer": frozenset({"catalog:edit", "catalog:review", "catalog:publish"}),
     "auditor": frozenset({"audit:read"}),
 }
+
+#: Sign-in throttling: this many failures for one username within the window lock it for the window.
+LOCKOUT_FAILURES = 10
+LOCKOUT_WINDOW = dt.timedelta(minutes=15)
 
 _hasher = PasswordHasher()
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,63}$")
@@ -113,14 +117,37 @@ def set_password(session: Session, *, username: str, password: str) -> None:
     account.password_hash = _hasher.hash(password)
 
 
-def authenticate(session: Session, *, username: str, password: str) -> Account:
+class TooManyAttempts(DomainError):
+    status = 429
+    slug = "too-many-attempts"
+    title = "Too many attempts"
+
+
+def authenticate(
+    session: Session, *, username: str, password: str, clock: Clock, client_ip: str | None = None
+) -> Account | None:
+    """The account, or None for a wrong username or password (the failure is recorded, so the caller
+    must let the transaction commit). Raises :class:`TooManyAttempts` while the name is locked out."""
+    username = username[:64]
+    since = clock.now() - LOCKOUT_WINDOW
+    failures = session.scalar(
+        select(func.count()).where(LoginFailure.username == username, LoginFailure.at > since)
+    )
+    if (failures or 0) >= LOCKOUT_FAILURES:
+        raise TooManyAttempts(
+            f"too many failed sign-ins for this account; try again in {LOCKOUT_WINDOW.seconds // 60} minutes"
+        )
     account = session.scalar(select(Account).where(Account.username == username))
     try:
         _hasher.verify(account.password_hash if account else _DUMMY_HASH, password)
+        ok = account is not None and account.is_active
     except (VerificationError, InvalidHashError):
-        raise Unauthenticated("wrong username or password") from None
-    if account is None or not account.is_active:
-        raise Unauthenticated("wrong username or password")
+        ok = False
+    if not ok or account is None:
+        session.add(LoginFailure(username=username, at=clock.now(), client_ip=client_ip))
+        session.flush()
+        return None
+    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
     if _hasher.check_needs_rehash(account.password_hash):
         account.password_hash = _hasher.hash(password)
     return account

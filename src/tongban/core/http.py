@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from tongban.core import auth
@@ -207,6 +207,12 @@ def language(request: Request) -> Language:
 
 
 LanguageDep = Annotated[Language, Depends(language)]
+
+
+def problem_response(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    """An RFC 9457 problem+json response (for handlers that must return rather than raise)."""
+    body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
 # --- Pages -------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ def N_(message: str) -> str:
     return message
 
 
-#: Titles of the domain errors (tongban.core.errors, tongban.core.http, tongban.web.api).
+#: Titles of the domain errors (tongban.core.errors, .http, .auth, tongban.web.api).
 ERROR_TITLES = (
     N_("Bad request"),
     N_("Not found"),
@@ -27,6 +27,7 @@ ERROR_TITLES = (
     N_("Holiday schedule not known for that year"),
     N_("The form has expired"),
     N_("Not ready"),
+    N_("Too many attempts"),
 )
 
 #: Titles and texts of the generic HTML error pages (tongban.web.app).

@@ -38,6 +38,18 @@ class AuthSession(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class LoginFailure(Base):
+    """A failed sign-in, kept for throttling guessing (see ``auth.LOCKOUT_FAILURES``)."""
+
+    __tablename__ = "core_login_failure"
+    __table_args__ = (Index("ix_core_login_failure_username_at", "username", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
 class AuditEvent(Base):
     __tablename__ = "core_audit_event"
     __table_args__ = (Index("ix_core_audit_event_target", "target_type", "target_id"),)

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import text
@@ -14,7 +14,16 @@ from sqlalchemy import text
 from tongban.core import auth, migrate
 from tongban.core.calendar import working_calendar
 from tongban.core.errors import DomainError, InvalidInput
-from tongban.core.http import ClockDep, DbSession, LanguageDep, authenticated, public, render_page, runtime
+from tongban.core.http import (
+    ClockDep,
+    DbSession,
+    LanguageDep,
+    authenticated,
+    problem_response,
+    public,
+    render_page,
+    runtime,
+)
 
 router = APIRouter()
 
@@ -65,10 +74,26 @@ class MeOut(BaseModel):
     permissions: list[str]
 
 
-@router.post("/api/v1/auth/login", dependencies=[Depends(public)], tags=["auth"])
-def api_login(body: LoginIn, request: Request, session: DbSession, clock: ClockDep) -> LoginOut:
+@router.post(
+    "/api/v1/auth/login",
+    dependencies=[Depends(public)],
+    tags=["auth"],
+    response_model=LoginOut,
+    responses={401: {"description": "wrong username or password"}, 429: {"description": "locked out"}},
+)
+def api_login(
+    body: LoginIn, request: Request, session: DbSession, clock: ClockDep
+) -> LoginOut | JSONResponse:
     """Exchange a username and password for a bearer token (send it as ``Authorization: Bearer …``)."""
-    account = auth.authenticate(session, username=body.username, password=body.password)
+    client = request.client.host if request.client else None
+    account = auth.authenticate(
+        session, username=body.username, password=body.password, clock=clock, client_ip=client
+    )
+    if account is None:
+        # Returned, not raised: the failure just recorded must be committed for throttling to work.
+        return problem_response(
+            401, "unauthenticated", "Authentication required", "wrong username or password"
+        )
     token, row = auth.start_session(
         session, account, clock=clock, hours=runtime(request).settings.session_hours
     )

@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,6 +23,7 @@ from tongban.core.config import Settings
 from tongban.core.db import make_engine, make_sessionmaker
 from tongban.core.errors import DomainError, Unauthenticated
 from tongban.core.http import Runtime, language, render_page
+from tongban.core.http import problem_response as problem
 from tongban.core.logging import configure_logging
 from tongban.web import api as web_api
 from tongban.web import pages as web_pages
@@ -34,11 +35,6 @@ PROBLEM = "application/problem+json"
 
 def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or request.url.path in {"/healthz", "/readyz"}
-
-
-def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
 def _html_error(request: Request, status: int, title: str, detail: str) -> Response:

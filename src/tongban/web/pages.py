@@ -12,7 +12,6 @@ from tongban.catalog import service as catalog_service
 from tongban.catalog import vocab
 from tongban.catalog.vocab import Audience
 from tongban.core import audit, auth
-from tongban.core.errors import Unauthenticated
 from tongban.core.http import (
     SESSION_COOKIE,
     ClockDep,
@@ -85,9 +84,11 @@ def login(
     password: Annotated[str, Form(max_length=256)],
     next: Annotated[str, Form(max_length=500)] = "/staff",
 ) -> Response:
-    try:
-        account = auth.authenticate(session, username=username.strip(), password=password)
-    except Unauthenticated:
+    client = request.client.host if request.client else None
+    account = auth.authenticate(
+        session, username=username.strip(), password=password, clock=clock, client_ip=client
+    )
+    if account is None:
         return render_page(
             request,
             lang,

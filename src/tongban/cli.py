@@ -29,6 +29,7 @@ from tongban.core.clock import SystemClock
 from tongban.core.config import Settings, get_settings
 from tongban.core.db import make_engine, make_sessionmaker, session_scope
 from tongban.core.errors import DomainError
+from tongban.core.tasks import purge_expired
 from tongban.core.workdays import YearSchedule
 
 app = typer.Typer(help="通办 tongban — one-stop government services platform.", no_args_is_help=True)
@@ -289,6 +290,19 @@ def admin_create(
     except DomainError as exc:
         raise _fail(exc.detail) from None
     out.print(f"created account [bold]{username}[/] with role(s) {roles}")
+
+
+@admin_app.command("purge")
+def admin_purge() -> None:
+    """Delete ended sessions, old login failures and expired idempotency keys (safe to schedule)."""
+    engine = _engine(get_settings())
+    _require_schema(engine)
+    with session_scope(make_sessionmaker(engine)) as session:
+        purged = purge_expired(session, clock=SystemClock())
+    out.print(
+        f"purged {purged.sessions} session(s), {purged.login_failures} login failure(s), "
+        f"{purged.idempotency_keys} idempotency key(s)"
+    )
 
 
 @calendar_app.command("load")

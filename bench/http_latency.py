@@ -151,6 +151,7 @@ def running_server(env: dict[str, str], cwd: Path, log: IO[bytes]) -> Iterator[s
         cwd=cwd,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: no stray group signal reaches it
     )
     try:
         yield proc

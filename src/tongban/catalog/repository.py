@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, delete, exists, func, insert, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from tongban.catalog.models import CatalogItem, CatalogItemTag, CatalogItemVersion
 
@@ -62,8 +62,9 @@ def _filtered(stmt: Select[Any], f: ItemFilter) -> Select[Any]:
 
 def list_items(session: Session, f: ItemFilter, *, offset: int, limit: int) -> tuple[list[CatalogItem], int]:
     total = session.scalar(_filtered(select(func.count(CatalogItem.id)), f)) or 0
+    # Lists show summaries: the JSON content (several KB an item) is not loaded.
     rows = session.scalars(
-        _filtered(select(CatalogItem), f)
+        _filtered(select(CatalogItem).options(defer(CatalogItem.content)), f)
         .order_by(CatalogItem.name, CatalogItem.code)
         .offset(offset)
         .limit(limit)

@@ -195,7 +195,3 @@ def end_session(session: Session, token: str) -> None:
     row = session.get(AuthSession, _hash_token(token))
     if row is not None:
         row.revoked = True
-
-
-def ensure_can(principal: Principal, permission: str) -> None:
-    principal.require(permission)

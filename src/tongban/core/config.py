@@ -26,8 +26,6 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     #: Render logs as JSON lines (production) or as readable console lines (development).
     log_json: bool = True
-    default_locale: str = "zh_Hans"
-    timezone: str = "Asia/Shanghai"
     #: Largest request body accepted, in bytes.
     max_body_bytes: int = 2_000_000
 

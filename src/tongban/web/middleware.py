@@ -42,9 +42,7 @@ def _problem(status: int, title: str, detail: str) -> bytes:
 
 
 class EdgeMiddleware:
-    def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, https: bool, session_secure: bool = False
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, https: bool) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.https = https

@@ -1,47 +1,18 @@
 """Playwright drives Debian's Chromium from the home page to an item page, in both languages."""
 
 import gzip
-import os
 import re
-import shutil
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, expect
 from sqlalchemy.orm import Session
 
 from tongban.catalog.importer import import_file
 from tongban.core.clock import FixedClock
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI must install chromium (see .ci/run)")
-    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
-
-from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        yield b
-        b.close()
 
 
 @pytest.fixture

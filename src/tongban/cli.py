@@ -356,6 +356,7 @@ def _serve(settings: Settings, reload: bool = False) -> None:
         reload=reload,
         proxy_headers=True,
         log_level=settings.log_level.lower(),
+        log_config=None,  # keep the JSON logging that create_app configures
         access_log=False,
     )
 

@@ -18,6 +18,7 @@ class ItemType(StrEnum):
     ADMINISTRATIVE_PENALTY = "administrative_penalty"
     ADMINISTRATIVE_COERCION = "administrative_coercion"
     ADMINISTRATIVE_INSPECTION = "administrative_inspection"
+    ADMINISTRATIVE_FILING = "administrative_filing"
     OTHER_POWER = "other_power"
     PUBLIC_SERVICE = "public_service"
 
@@ -84,6 +85,7 @@ LABELS: dict[str, tuple[str, str]] = {
     ItemType.ADMINISTRATIVE_PENALTY: ("行政处罚", "Administrative penalty"),
     ItemType.ADMINISTRATIVE_COERCION: ("行政强制", "Administrative enforcement"),
     ItemType.ADMINISTRATIVE_INSPECTION: ("行政检查", "Administrative inspection"),
+    ItemType.ADMINISTRATIVE_FILING: ("行政备案", "Administrative filing"),
     ItemType.OTHER_POWER: ("其他行政权力", "Other administrative power"),
     ItemType.PUBLIC_SERVICE: ("公共服务", "Public service"),
     Level.NATIONAL: ("国家级", "National"),

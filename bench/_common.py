@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,6 +77,19 @@ def pg_database(server: str, dbname: str) -> Iterator[str]:
     finally:
         with psycopg.connect(_pg_conninfo(server, "postgres"), autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+
+
+@contextmanager
+def fresh_database(backend: str, pg_server: str, name: str) -> Iterator[tuple[Path, str]]:
+    """A temporary data dir and the database URL the platform should use ("" = SQLite in the data dir);
+    on PostgreSQL a new database ``name``, dropped afterwards."""
+    with tempfile.TemporaryDirectory(prefix=f"tongban-{name}-") as tmp:
+        data_dir = Path(tmp)
+        if backend == "sqlite":
+            yield data_dir, ""
+        else:
+            with pg_database(pg_server, name) as url:
+                yield data_dir, url
 
 
 def pg_server_version(server: str) -> str:

@@ -30,7 +30,6 @@ import random
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -43,10 +42,10 @@ from urllib.parse import quote, urlencode
 import httpx
 from _common import (
     DEFAULT_PG_SERVER,
+    fresh_database,
     machine,
     parse_backends,
     percentile,
-    pg_database,
     platform_env,
     run_cli,
     tongban_executable,
@@ -129,17 +128,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextmanager
-def fresh_platform(backend: str, pg_server: str) -> Iterator[tuple[Path, str]]:
-    with tempfile.TemporaryDirectory(prefix="tongban-bench-http-") as tmp:
-        data_dir = Path(tmp)
-        if backend == "sqlite":
-            yield data_dir, ""
-        else:
-            with pg_database(pg_server, f"bench_http_{os.getpid()}") as url:
-                yield data_dir, url
 
 
 @contextmanager
@@ -298,7 +286,7 @@ async def run_scenarios(
 
 
 def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, ScenarioResult]:
-    with fresh_platform(backend, args.pg_server) as (data_dir, database_url):
+    with fresh_database(backend, args.pg_server, f"bench_http_{os.getpid()}") as (data_dir, database_url):
         port = free_port()
         env = platform_env(
             data_dir,

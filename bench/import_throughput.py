@@ -24,8 +24,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -33,9 +31,9 @@ from pathlib import Path
 from _common import (
     DEFAULT_GUIDES,
     DEFAULT_PG_SERVER,
+    fresh_database,
     machine,
     parse_backends,
-    pg_database,
     platform_env,
     run_cli,
 )
@@ -72,18 +70,6 @@ class Run:
         return self.rows / self.reimport_s
 
 
-@contextmanager
-def fresh_database(backend: str, pg_server: str, tag: str) -> Iterator[tuple[Path, str]]:
-    """A temporary data dir and the database URL the platform should use ("" = SQLite in the data dir)."""
-    with tempfile.TemporaryDirectory(prefix="tongban-bench-import-") as tmp:
-        data_dir = Path(tmp)
-        if backend == "sqlite":
-            yield data_dir, ""
-        else:
-            with pg_database(pg_server, f"bench_import_{tag}") as url:
-                yield data_dir, url
-
-
 def _fingerprint(url: str) -> dict[str, tuple[object, ...]]:
     engine = make_engine(url)
     try:
@@ -108,7 +94,7 @@ def _timed_import(url: str, path: Path, fmt: str) -> tuple[ImportReport, float]:
 
 def one_run(backend: str, pg_server: str, path: Path, tag: str) -> Run:
     fmt = detect_format(path)
-    with fresh_database(backend, pg_server, tag) as (data_dir, database_url):
+    with fresh_database(backend, pg_server, f"bench_import_{tag}") as (data_dir, database_url):
         env = platform_env(data_dir, database_url, TONGBAN_LOG_LEVEL="WARNING")
         run_cli(["db", "upgrade"], env, cwd=data_dir)
         url = database_url or f"sqlite:///{(data_dir / 'tongban.sqlite3').resolve()}"

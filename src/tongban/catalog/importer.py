@@ -29,7 +29,6 @@ class RowProblem:
 @dataclass
 class ImportReport:
     source: str
-    format: str | None = None
     created: int = 0
     updated: int = 0
     unchanged: int = 0

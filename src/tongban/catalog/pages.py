@@ -27,6 +27,7 @@ from tongban.core.http import (
     require,
 )
 from tongban.core.templating import DISPLAY_TZ
+from tongban.core.workdays import WorkingCalendar
 
 router = APIRouter(include_in_schema=False)
 Anyone = Annotated[auth.Principal, Depends(public_with_principal)]
@@ -57,11 +58,10 @@ def _vocab_context(lang_code: str) -> dict[str, Any]:
     }
 
 
-def _deadline(session: Any, limit: TimeLimit | None, today: dt.date) -> dt.date | None:
+def _deadline(cal: WorkingCalendar, limit: TimeLimit | None, today: dt.date) -> dt.date | None:
     """When an application accepted today would be due; None when the calendar does not cover it."""
     if limit is None or limit.value == 0:
         return None
-    cal = working_calendar(session)
     try:
         if limit.unit == LimitUnit.WORKING_DAY:
             return cal.add_working_days(today, limit.value)
@@ -130,12 +130,13 @@ def item_page(
     item = service.get_item(session, auth.ANONYMOUS, code)
     today = request.app.state.runtime.clock.now().astimezone(DISPLAY_TZ).date()
     content = item.content
+    calendar = working_calendar(session)
     context = {
         "item": item,
         "c": content,
         "today": today,
-        "promised_due": _deadline(session, content.promised_limit, today),
-        "statutory_due": _deadline(session, content.statutory_limit, today),
+        "promised_due": _deadline(calendar, content.promised_limit, today),
+        "statutory_due": _deadline(calendar, content.statutory_limit, today),
         **_vocab_context(lang.code),
     }
     return render_page(request, lang, "catalog/item.html", context)

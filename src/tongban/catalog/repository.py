@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,15 +141,6 @@ def column_counts(session: Session, column: str, *, status: str) -> list[tuple[s
     col = getattr(CatalogItem, column)
     stmt = select(col, func.count()).where(CatalogItem.status == status).group_by(col).order_by(col)
     return [(str(v), int(n)) for v, n in session.execute(stmt)]
-
-
-def hashes_by_code(session: Session, codes: Sequence[str]) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for start in range(0, len(codes), 500):
-        chunk = codes[start : start + 500]
-        stmt = select(CatalogItem.code, CatalogItem.content_hash).where(CatalogItem.code.in_(chunk))
-        result.update({c: h for c, h in session.execute(stmt)})
-    return result
 
 
 def items_with_status(session: Session, status: str) -> list[CatalogItem]:

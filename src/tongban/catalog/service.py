@@ -158,12 +158,15 @@ def get_working_copy(session: Session, principal: Principal, code: str) -> tuple
     """The item and the content an editor should start from (the pending version if there is one)."""
     principal.require("catalog:edit")
     item = _get(session, code)
-    content = _content_of(item)
+    return to_out(item), _working_content(session, item)
+
+
+def _working_content(session: Session, item: CatalogItem) -> ItemContent:
     if item.pending_version is not None:
         pending = repo.get_version(session, item.id, item.pending_version)
         if pending is not None:
-            content = ItemContent.model_validate(pending.content)
-    return to_out(item), content
+            return ItemContent.model_validate(pending.content)
+    return _content_of(item)
 
 
 def _add_item(
@@ -268,8 +271,7 @@ def update_item(
             current_version=item.version,
         )
     digest = content_hash(content)
-    _, working = get_working_copy(session, principal, code)
-    if content_hash(working) == digest:
+    if content_hash(_working_content(session, item)) == digest:
         return to_out(item)
     if item.pending_version is not None:
         old = repo.get_version(session, item.id, item.pending_version)
@@ -465,10 +467,9 @@ def import_item(
     actor: str,
     clock: Clock,
     source: str,
-    digest: str | None = None,
 ) -> ImportOutcome:
     """Create or update one item from an operator's bulk import, published at once."""
-    digest = digest or content_hash(content)
+    digest = content_hash(content)
     item = repo.get_by_code(session, content.code, for_update=True)
     now = clock.now()
     note = f"imported from {source}"
@@ -504,10 +505,6 @@ def import_item(
         detail={"version": item.version, "source": source},
     )
     return outcome
-
-
-def known_hashes(session: Session, codes: list[str]) -> dict[str, str]:
-    return repo.hashes_by_code(session, codes)
 
 
 def facets(session: Session) -> Facets:

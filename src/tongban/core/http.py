@@ -135,6 +135,7 @@ async def csrf_form(request: Request) -> None:
     value = form.get(CSRF_FIELD)
     if not _csrf_valid(request, value if isinstance(value, str) else None):
         raise CsrfFailed("the form could not be verified; reload the page and try again")
+    request.state.csrf_verified = True
 
 
 # --- Authorisation rules -----------------------------------------------------------------------------
@@ -163,7 +164,7 @@ def require(permission: str) -> Callable[..., auth.Principal]:
         if (
             request.method not in SAFE_METHODS
             and getattr(request.state, "auth_via", None) == "cookie"
-            and not request.url.path.startswith("/staff")
+            and not getattr(request.state, "csrf_verified", False)  # a form post checked by csrf_form
             and not _csrf_valid(request, request.headers.get(CSRF_HEADER))
         ):
             raise CsrfFailed(f"send the {CSRF_HEADER} header with cookie-authenticated writes")

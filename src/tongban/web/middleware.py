@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Any
@@ -12,7 +11,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tongban.core.audit import request_context
-from tongban.core.http import CSRF_COOKIE
+from tongban.core.http import CSRF_COOKIE, problem_response
 
 log = structlog.get_logger("tongban.http")
 
@@ -28,17 +27,6 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
 )
-
-
-def _problem(status: int, title: str, detail: str) -> bytes:
-    return json.dumps(
-        {
-            "type": f"/problems/{title.lower().replace(' ', '-')}",
-            "title": title,
-            "status": status,
-            "detail": detail,
-        }
-    ).encode()
 
 
 class EdgeMiddleware:
@@ -62,9 +50,7 @@ class EdgeMiddleware:
 
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            await self._reject(
-                send, 413, "Payload too large", f"the body exceeds {self.max_body_bytes} bytes"
-            )
+            await self._reject(scope, receive, send)
             self._finish(scope, 413, started, request_id)
             request_context.reset(token)
             return
@@ -109,27 +95,15 @@ class EdgeMiddleware:
         try:
             await self.app(scope, limited_receive, send_wrapper)
         except BodyTooLarge:
-            await self._reject(
-                send, 413, "Payload too large", f"the body exceeds {self.max_body_bytes} bytes"
-            )
+            await self._reject(scope, receive, send)
             status_holder["status"] = 413
         finally:
             self._finish(scope, status_holder["status"], started, request_id)
             request_context.reset(token)
 
-    async def _reject(self, send: Send, status: int, title: str, detail: str) -> None:
-        body = _problem(status, title, detail)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"the body exceeds {self.max_body_bytes} bytes"
+        await problem_response(413, "payload-too-large", "Payload too large", detail)(scope, receive, send)
 
     def _finish(self, scope: Scope, status: int, started: float, request_id: str) -> None:
         elapsed = time.perf_counter() - started

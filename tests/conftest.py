@@ -108,6 +108,8 @@ def app(app_and_url: tuple[FastAPI, str], sessions: sessionmaker[Session], clock
     application = app_and_url[0]
     application.state.runtime.sessions = sessions
     application.state.runtime.clock = clock
+    # The node's search index follows this test's database, which is rolled back afterwards.
+    application.state.knowledge_index = None
     return application
 
 

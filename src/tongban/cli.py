@@ -1,4 +1,4 @@
-"""The ``tongban`` command line: serve, demo, database, catalogue, calendar and accounts."""
+"""The ``tongban`` command line: serve, demo, database, catalogue, knowledge, eval, calendar, accounts."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ from tongban.core.db import make_engine, make_sessionmaker, session_scope
 from tongban.core.errors import DomainError
 from tongban.core.tasks import purge_expired
 from tongban.core.workdays import YearSchedule
+from tongban.knowledge import evaluate as knowledge_eval
+from tongban.knowledge import ingest as knowledge_ingest
+from tongban.knowledge import service as knowledge_service
+from tongban.knowledge.embedding import get_embedder
+from tongban.knowledge.schemas import Kind
 
 app = typer.Typer(help="通办 tongban — one-stop government services platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -41,6 +46,12 @@ app.add_typer(db_app, name="db")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(admin_app, name="admin")
 app.add_typer(calendar_app, name="calendar")
+knowledge_app = typer.Typer(help="The knowledge hub (知识库) and its search index.", no_args_is_help=True)
+index_app = typer.Typer(help="The search index.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure quality on labelled data.", no_args_is_help=True)
+app.add_typer(knowledge_app, name="knowledge")
+knowledge_app.add_typer(index_app, name="index")
+app.add_typer(eval_app, name="eval")
 
 out = Console()
 err = Console(stderr=True)
@@ -345,6 +356,175 @@ def calendar_deadline(
     out.print(due.isoformat())
 
 
+@knowledge_app.command("ingest")
+def knowledge_ingest_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="files or folders: JSONL, Markdown, HTML, PDF, DOCX")],
+    kind: Annotated[
+        Kind, typer.Option(help="kind of the entries, unless their metadata says")
+    ] = Kind.ARTICLE,
+    department: Annotated[str, typer.Option(help="owner department, unless the metadata says")] = "",
+    region: Annotated[str, typer.Option(help="region, unless the metadata says")] = "",
+    actor: Annotated[str, typer.Option(help="who is ingesting, for the audit trail")] = "",
+    embed: Annotated[bool, typer.Option("--embed/--no-embed", help="compute embeddings now")] = True,
+) -> None:
+    """Ingest documents as published knowledge (an operator's bulk load; audited). Re-ingest is cheap."""
+    settings = get_settings()
+    engine = _engine(settings)
+    _require_schema(engine)
+    who = actor or f"cli:{getpass.getuser()}"
+    defaults = knowledge_service.IngestDefaults(kind=kind, department=department, region=region)
+    factory, clock = make_sessionmaker(engine), SystemClock()
+    counts = {o: 0 for o in knowledge_service.IngestOutcome}
+    for path in paths:
+        if not path.exists():
+            raise _fail(f"{path}: no such file or folder")
+        try:
+            with session_scope(factory) as session:
+                for doc in knowledge_ingest.read_path(path):
+                    content = knowledge_service.content_from_document(doc, defaults)
+                    outcome = knowledge_service.ingest_content(
+                        session, doc.external_id, content, actor=who, clock=clock, source=str(path)
+                    )
+                    counts[outcome] += 1
+        except knowledge_ingest.IngestError as exc:
+            raise _fail(f"{exc}; nothing from {path} was stored", EXIT_ROWS_FAILED) from None
+        except DomainError as exc:
+            raise _fail(f"{path}: {exc}; nothing from {path} was stored", EXIT_ROWS_FAILED) from None
+    out.print(", ".join(f"{n} {o.value}" for o, n in counts.items()))
+    if embed:
+        _embed(engine, settings)
+
+
+def _embed(engine: Engine, settings: Settings) -> None:
+    embedder = get_embedder(settings.embedding, settings.embedding_threads)
+    if embedder is None:
+        return
+    with session_scope(make_sessionmaker(engine)) as session:
+        done = knowledge_service.embed_missing(
+            session, embedder, progress=lambda n: err.print(f"embedded {n} passages", end="\r")
+        )
+    out.print(f"{done} passages embedded")
+
+
+@knowledge_app.command("sync-catalog")
+def knowledge_sync_catalog() -> None:
+    """Make every published service item's knowledge entry current (normally automatic on publish)."""
+    settings = get_settings()
+    engine = _engine(settings)
+    _require_schema(engine)
+    with session_scope(make_sessionmaker(engine)) as session:
+        n = knowledge_service.sync_catalog(session, clock=SystemClock())
+    out.print(f"{n} entries created or updated")
+    _embed(engine, settings)
+
+
+@knowledge_app.command("expire")
+def knowledge_expire() -> None:
+    """Move entries past their expiry date out of service (idempotent; schedule it daily)."""
+    engine = _engine(get_settings())
+    _require_schema(engine)
+    with session_scope(make_sessionmaker(engine)) as session:
+        expired = knowledge_service.expire_due(session, clock=SystemClock())
+    out.print(f"{len(expired)} entries expired")
+
+
+def _holder(settings: Settings) -> knowledge_service.IndexHolder:
+    return knowledge_service.IndexHolder(get_embedder(settings.embedding, settings.embedding_threads))
+
+
+@index_app.command("rebuild")
+def index_rebuild() -> None:
+    """Re-derive passages and facts of published entries, fill missing vectors, make every node rebuild."""
+    settings = get_settings()
+    engine = _engine(settings)
+    _require_schema(engine)
+    with session_scope(make_sessionmaker(engine)) as session:
+        n = knowledge_service.rederive_all(session, clock=SystemClock())
+    out.print(f"{n} entries re-derived")
+    _embed(engine, settings)
+    _index_verify(engine, settings)
+
+
+@index_app.command("verify")
+def index_verify() -> None:
+    """Build the index from the database as a node would and check it against the published knowledge."""
+    settings = get_settings()
+    engine = _engine(settings)
+    _require_schema(engine)
+    _index_verify(engine, settings)
+
+
+def _index_verify(engine: Engine, settings: Settings) -> None:
+    with session_scope(make_sessionmaker(engine)) as session:
+        report = knowledge_service.verify_index(session, _holder(settings))
+    for problem in report["problems"][:50]:
+        err.print(problem)
+    out.print(json.dumps({k: v for k, v in report.items() if k != "problems"}, ensure_ascii=False))
+    if not report["ok"] or report["missing_vectors"]:
+        raise typer.Exit(EXIT_ROWS_FAILED)
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    docs: Annotated[Path, typer.Option("--docs", help="JSONL: docid (or id), text, optional title")],
+    questions: Annotated[
+        Path, typer.Option("--questions", help="JSONL: id, question, docid, optional answer")
+    ],
+    k: Annotated[int, typer.Option("--k", min=1, max=50, help="results asked per question")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    baseline: Annotated[
+        bool, typer.Option("--baseline/--no-baseline", help="also measure BM25 over jieba")
+    ] = True,
+    cache: Annotated[
+        Path | None, typer.Option(help="embedding cache file kept between runs (default: in the data dir)")
+    ] = None,
+) -> None:
+    """Recall@1, Recall@5, MRR@10 and latency of search on a fresh temporary knowledge base."""
+    settings = get_settings()
+    for path in (docs, questions):
+        if not path.is_file():
+            raise _fail(f"{path}: no such file")
+    cache_path = cache or settings.data_dir / "cache" / "eval-embeddings.npz"
+
+    def progress(stage: str, n: int, total: int) -> None:
+        if sys.stderr.isatty():
+            err.print(f"{stage} {n}" + (f"/{total}" if total else ""), end="\r")
+
+    try:
+        report = knowledge_eval.evaluate_retrieval(
+            docs,
+            questions,
+            k=k,
+            embedding=settings.embedding,
+            threads=settings.embedding_threads,
+            cache_path=cache_path,
+            with_baseline=baseline,
+            progress=progress,
+        )
+    except knowledge_eval.EvalInputError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        out.print_json(json.dumps(report.as_dict(), ensure_ascii=False))
+        return
+    table = Table(
+        title=f"{report.documents} documents, {report.passages} passages, {report.system.questions} questions"
+    )
+    for column in ("system", "Recall@1", "Recall@5", "MRR@10", "p50 ms", "p95 ms"):
+        table.add_column(column)
+    for m in (report.system, report.baseline):
+        if m is not None:
+            table.add_row(
+                m.name,
+                f"{m.recall_at_1:.3f}",
+                f"{m.recall_at_5:.3f}",
+                f"{m.mrr_at_10:.3f}",
+                f"{m.latency_p50_ms:.1f}",
+                f"{m.latency_p95_ms:.1f}",
+            )
+    out.print(table)
+    out.print(f"ingest {report.ingest_seconds:.1f} s, embed + index {report.embed_seconds:.1f} s")
+
+
 def _serve(settings: Settings, reload: bool = False) -> None:
     import uvicorn
 
@@ -373,6 +553,26 @@ def serve(reload: Annotated[bool, typer.Option(help="reload on code changes (dev
     _serve(settings, reload)
 
 
+DEMO_EMBEDDINGS = "knowledge-embeddings.npz"
+
+
+def _demo_knowledge(engine: Engine, settings: Settings) -> None:
+    """The demo catalogue's knowledge entries: vectors from the shipped cache, the rest computed."""
+    embedder = get_embedder(settings.embedding, settings.embedding_threads)
+    clock = SystemClock()
+    with session_scope(make_sessionmaker(engine)) as session:
+        knowledge_service.sync_catalog(session, clock=clock)
+    if embedder is None:
+        return
+    shipped = resources.files("tongban.demo") / DEMO_EMBEDDINGS
+    with session_scope(make_sessionmaker(engine)) as session:
+        if shipped.is_file():
+            with resources.as_file(shipped) as path:
+                cache = knowledge_eval.EmbeddingCacheFile(path, embedder.name)
+            knowledge_service.store_vectors(session, embedder.name, cache.vectors)
+        knowledge_service.embed_missing(session, embedder)
+
+
 def load_demo(settings: Settings) -> ImportReport:
     """Migrate, import the shipped demo guides and make sure demo accounts exist."""
     engine = _engine(settings)
@@ -385,14 +585,15 @@ def load_demo(settings: Settings) -> ImportReport:
     clock = SystemClock()
     with session_scope(make_sessionmaker(engine)) as session:
         report = import_file(session, target, actor="demo", clock=clock, fmt="guangdong")
+    _demo_knowledge(engine, settings)
     accounts_file = settings.data_dir / "demo-accounts.txt"
     if not accounts_file.exists():
         lines = []
         with session_scope(make_sessionmaker(engine)) as session:
             for username, roles in (
                 ("admin", ["admin"]),
-                ("editor", ["catalog_editor"]),
-                ("reviewer", ["catalog_reviewer"]),
+                ("editor", ["catalog_editor", "knowledge_editor"]),
+                ("reviewer", ["catalog_reviewer", "knowledge_reviewer"]),
             ):
                 password = secrets.token_urlsafe(12)
                 try:

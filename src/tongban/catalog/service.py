@@ -23,12 +23,15 @@ from tongban.catalog.consistency import ConsistencyReport, build_report
 from tongban.catalog.models import CatalogItem, CatalogItemVersion
 from tongban.catalog.schemas import ItemContent, ItemOut, ItemPage, ItemSummary, VersionOut
 from tongban.catalog.vocab import Status, VersionState
-from tongban.core import audit
+from tongban.core import audit, events
 from tongban.core.auth import Principal
 from tongban.core.clock import Clock
 from tongban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 
 MAX_PAGE_SIZE = 100
+#: Events other domains can subscribe to (``tongban.core.events``); payload ``code``.
+ITEM_PUBLISHED = "catalog.item.published"
+ITEM_WITHDRAWN = "catalog.item.withdrawn"
 
 
 class ImportOutcome(StrEnum):
@@ -350,6 +353,7 @@ def publish_item(
                 clock=clock,
                 detail={"note": note},
             )
+            events.emit(session, ITEM_PUBLISHED, clock=clock, code=code)
             return to_out(item)
         raise Conflict("this item has no pending changes to publish")
     version = _pending(session, item)
@@ -376,6 +380,7 @@ def publish_item(
         clock=clock,
         detail={"version": version.version, "note": note},
     )
+    events.emit(session, ITEM_PUBLISHED, clock=clock, code=code)
     return to_out(item)
 
 
@@ -420,6 +425,7 @@ def withdraw_item(session: Session, principal: Principal, code: str, *, clock: C
         clock=clock,
         detail={"note": note},
     )
+    events.emit(session, ITEM_WITHDRAWN, clock=clock, code=code)
     return to_out(item)
 
 
@@ -504,6 +510,7 @@ def import_item(
         clock=clock,
         detail={"version": item.version, "source": source},
     )
+    events.emit(session, ITEM_PUBLISHED, clock=clock, code=content.code)
     return outcome
 
 

@@ -26,10 +26,21 @@ from tongban.core.models import Account, AuthSession, LoginFailure
 #: Every permission the platform checks, granted through roles.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(
-        {"catalog:edit", "catalog:review", "catalog:publish", "audit:read", "accounts:manage"}
+        {
+            "catalog:edit",
+            "catalog:review",
+            "catalog:publish",
+            "knowledge:edit",
+            "knowledge:review",
+            "knowledge:publish",
+            "audit:read",
+            "accounts:manage",
+        }
     ),
     "catalog_editor": frozenset({"catalog:edit"}),
     "catalog_reviewer": frozenset({"catalog:edit", "catalog:review", "catalog:publish"}),
+    "knowledge_editor": frozenset({"knowledge:edit"}),
+    "knowledge_reviewer": frozenset({"knowledge:edit", "knowledge:review", "knowledge:publish"}),
     "auditor": frozenset({"audit:read"}),
 }
 

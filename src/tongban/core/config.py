@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,10 @@ class Settings(BaseSettings):
     log_json: bool = True
     #: Largest request body accepted, in bytes.
     max_body_bytes: int = 2_000_000
+    #: Semantic search model: ``e5`` (multilingual-e5-small, bundled, CPU) or ``none`` (lexical only).
+    embedding: Literal["e5", "none"] = "e5"
+    #: Threads the embedding model uses per process (on a 2-core machine 1 is often fastest).
+    embedding_threads: int = Field(default=1, ge=1, le=64)
 
     @field_validator("database_url")
     @classmethod

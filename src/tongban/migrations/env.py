@@ -7,11 +7,12 @@ from sqlalchemy import engine_from_config, pool
 
 import tongban.catalog.models
 import tongban.core.models
+import tongban.knowledge.models
 from tongban.core.db import Base
 
 config = context.config
 target_metadata = Base.metadata
-_ = tongban.catalog.models
+_models = (tongban.catalog.models, tongban.knowledge.models)
 
 
 def run() -> None:

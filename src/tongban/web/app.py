@@ -25,6 +25,7 @@ from tongban.core.errors import DomainError, Unauthenticated
 from tongban.core.http import Runtime, language, render_page
 from tongban.core.http import problem_response as problem
 from tongban.core.logging import configure_logging
+from tongban.knowledge import api as knowledge_api
 from tongban.web import api as web_api
 from tongban.web import pages as web_pages
 from tongban.web.middleware import EdgeMiddleware
@@ -132,7 +133,13 @@ def create_app(
     _install_error_handlers(app)
     static = resources.files("tongban.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    for router in (web_api.router, catalog_api.router, web_pages.router, catalog_pages.router):
+    for router in (
+        web_api.router,
+        catalog_api.router,
+        knowledge_api.router,
+        web_pages.router,
+        catalog_pages.router,
+    ):
         app.include_router(router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, https=settings.https)
     return app

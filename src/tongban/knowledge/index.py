@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,13 +31,18 @@ from tongban.knowledge.text import Analyzer, QueryTerms
 #: Candidates each signal contributes before fusion.
 CANDIDATES = 100
 #: Weight of the semantic signal relative to each lexical one.
-SEMANTIC_WEIGHT = 1.0
+SEMANTIC_WEIGHT = 0.8
 #: Weight of each lexical signal for a query with no Chinese in it (an English question over Chinese
 #: content matches only through stray Latin text; its meaning is what counts).
 FOREIGN_LEXICAL_WEIGHT = 0.25
 #: Cosine similarity (e5) above which a semantic match alone counts as "found something".
 SEMANTIC_FOUND = 0.86
 EXPANSION_BOOST = 0.7
+#: Weight of dictionary-word matches relative to character bigrams (bigrams carry recall; words precision).
+WORDS_BOOST = 0.3
+
+#: Encodes queries while Tantivy searches: the model runs in C without the GIL, so the two overlap.
+_encoder_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="query-encoder")
 
 
 @dataclass(frozen=True)
@@ -157,19 +163,22 @@ class SearchIndex:
             self._remove(entry.entry_id)
             a = self.analyzer
             body_grams: list[str] = a.grams(entry.title)
+            body_words: list[str] = a.words(entry.title)
             for p in entry.passages:
                 row = self._next_row
                 self._next_row += 1
                 text = f"{p.heading}\n{p.text}" if p.heading else p.text
                 grams = a.grams(text)
                 body_grams.extend(a.grams(p.text))
+                words = a.words(text)
+                body_words.extend(words)
                 self._writer.add_document(
                     tantivy.Document(
                         row=row,
                         entry=entry.entry_id,
                         unit="passage",
                         kind=entry.kind,
-                        words=" ".join(a.words(text)),
+                        words=" ".join(words),
                         grams=" ".join(grams),
                     )
                 )
@@ -184,7 +193,7 @@ class SearchIndex:
                     entry=entry.entry_id,
                     unit="entry",
                     kind=entry.kind,
-                    words=" ".join(a.words(entry.title)),
+                    words=" ".join(body_words),
                     grams=" ".join(body_grams),
                 )
             )
@@ -275,6 +284,9 @@ class SearchIndex:
         limit = CANDIDATES * (4 if restrictive or filters.valid_on else 1)
         passage_scores: dict[tuple[int, int], float] = {}
         entry_scores: dict[int, float] = {}
+        encoding: Future[Matrix] | None = None
+        if self.embedder is not None and len(vectors):
+            encoding = _encoder_pool.submit(self.embedder.query, terms.rewritten)
         lexical_query = self._lexical_query(terms, filters)
         if lexical_query is not None:
             unit = tantivy.Query.term_query(self._schema, "unit", "passage")
@@ -292,8 +304,8 @@ class SearchIndex:
                     entry_scores[entry_id] = float(score)
         semantic: dict[tuple[int, int], float] = {}
         best_semantic = 0.0
-        if self.embedder is not None and len(vectors):
-            qv = self.embedder.query(terms.rewritten)
+        if encoding is not None:
+            qv = encoding.result()
             sims = vectors @ qv
             sims = np.where(alive[: len(sims)], sims, -1.0)
             take = min(limit, len(sims))
@@ -320,7 +332,7 @@ class SearchIndex:
                 clauses.append((tantivy.Occur.Should, q))
 
         add("grams", terms.grams, 1.0)
-        add("words", terms.words, 1.0)
+        add("words", terms.words, WORDS_BOOST)
         add("grams", terms.expanded_grams, EXPANSION_BOOST)
         add("words", terms.expanded_words, EXPANSION_BOOST)
         if not clauses:

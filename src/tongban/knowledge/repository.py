@@ -323,3 +323,11 @@ def lexicon_row(session: Session, kind: str, term: str) -> KnowledgeLexicon | No
 
 def lexicon_by_id(session: Session, row_id: int, *, for_update: bool = False) -> KnowledgeLexicon | None:
     return session.get(KnowledgeLexicon, row_id, with_for_update=for_update)
+
+
+def passage_total(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(KnowledgePassage)) or 0)
+
+
+def all_embed_hashes(session: Session) -> list[str]:
+    return list(session.scalars(select(KnowledgePassage.embed_hash).distinct()))

@@ -237,9 +237,7 @@ def test_lexicon_synonym_applies_after_approval_only(
     clock: FixedClock,
     holder: service.IndexHolder,
 ) -> None:
-    publish_new(
-        session, editor, reviewer, clock, "ck", content("犬只防疫登记", "犬只防疫登记办理流程。")
-    )
+    publish_new(session, editor, reviewer, clock, "ck", content("犬只防疫登记", "犬只防疫登记办理流程。"))
     assert "ck" not in ids(session, holder, "狗证", clock)
     row = service.propose_lexicon(
         session,
@@ -254,7 +252,10 @@ def test_lexicon_synonym_applies_after_approval_only(
     assert ids(session, holder, "狗证", clock)[0] == "ck"
     with pytest.raises(Conflict):
         service.propose_lexicon(
-            session, editor, LexiconIn(kind=LexiconKind.SYNONYM, term="狗证", canonical="犬只登记证"), clock=clock
+            session,
+            editor,
+            LexiconIn(kind=LexiconKind.SYNONYM, term="狗证", canonical="犬只登记证"),
+            clock=clock,
         )
 
 

@@ -60,6 +60,10 @@ def _violations(browser: Any, url: str, cookies: list[dict[str, str]] | None = N
         "/catalog",
         "/catalog?theme=准营准办",
         "/catalog/items/11110000TEST0001",
+        "/search",
+        "/search?q=食品经营许可",
+        "/search?q=qwxzvkj",
+        "/knowledge/catalog:11110000TEST0001",
         "/staff/login",
         "/no/such/page",
     ],
@@ -81,6 +85,12 @@ def test_public_pages_have_no_wcag_violations(
         "/staff/catalog/items/11110000TEST0001/edit",
         "/staff/catalog/check",
         "/staff/audit",
+        "/staff/knowledge",
+        "/staff/knowledge/ops",
+        "/staff/knowledge/lexicon",
+        "/staff/knowledge/new",
+        "/staff/knowledge/entries/catalog:11110000TEST0001",
+        "/staff/knowledge/entries/catalog:11110000TEST0001/edit",
     ],
 )
 def test_staff_pages_have_no_wcag_violations(

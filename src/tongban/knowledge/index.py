@@ -16,8 +16,9 @@ withdrawal removes them from the index; dates are checked on every query against
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +36,18 @@ SEMANTIC_WEIGHT = 0.8
 #: Weight of each lexical signal for a query with no Chinese in it (an English question over Chinese
 #: content matches only through stray Latin text; its meaning is what counts).
 FOREIGN_LEXICAL_WEIGHT = 0.25
+#: … and for one whose glossary terms were translated into official Chinese terms (partial evidence).
+TRANSLATED_LEXICAL_WEIGHT = 0.5
 #: Cosine similarity (e5) above which a semantic match alone counts as "found something".
 SEMANTIC_FOUND = 0.86
 EXPANSION_BOOST = 0.7
 #: Weight of dictionary-word matches relative to character bigrams (bigrams carry recall; words precision).
 WORDS_BOOST = 0.3
+#: Tantivy's BM25 k1.
+BM25_K1 = 1.2
+#: A lexical match reaching this share of the query's BM25 ceiling counts fully; weaker best matches
+#: scale the whole lexical signal down, so that a few stray shared characters do not outrank meaning.
+LEXICAL_CONFIDENT: float | None = 0.15
 
 #: Encodes queries while Tantivy searches: the model runs in C without the GIL, so the two overlap.
 _encoder_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="query-encoder")
@@ -108,6 +116,10 @@ class Hit:
 class SearchOutcome:
     hits: list[Hit]
     terms: QueryTerms
+    #: How strong the best lexical match is, relative to the query's BM25 ceiling (1.0 = fully trusted).
+    confidence: float
+    #: The best lexical score as a share of the query's BM25 ceiling.
+    strength: float
     #: False when no lexical term matched and no passage was close in meaning (a question that found nothing).
     found: bool
 
@@ -302,6 +314,12 @@ class SearchIndex:
                 entry_id = int(searcher.doc(address)["entry"][0])
                 if admitted(entry_id):
                     entry_scores[entry_id] = float(score)
+        strength = 0.0
+        if passage_scores or entry_scores:
+            bound = self._score_bound(searcher, terms)
+            best = max(max(passage_scores.values(), default=0.0), max(entry_scores.values(), default=0.0))
+            strength = best / bound if bound > 0 else 1.0
+        confidence = min(1.0, strength / LEXICAL_CONFIDENT) if LEXICAL_CONFIDENT else 1.0
         semantic: dict[tuple[int, int], float] = {}
         best_semantic = 0.0
         if encoding is not None:
@@ -317,24 +335,45 @@ class SearchIndex:
                 semantic[(entry_id, int(row_seq[row]))] = float(sims[row])
             best_semantic = max(semantic.values(), default=0.0)
         found = bool(passage_scores or entry_scores) or best_semantic >= SEMANTIC_FOUND
-        lexical_weight = 1.0 if terms.han else FOREIGN_LEXICAL_WEIGHT
+        if terms.han:
+            lexical_weight = 1.0
+        else:
+            lexical_weight = TRANSLATED_LEXICAL_WEIGHT if terms.translated else FOREIGN_LEXICAL_WEIGHT
+        lexical_weight *= confidence
         hits = self._fuse(entries, passage_scores, entry_scores, semantic, lexical_weight)
-        return SearchOutcome(hits=hits[:k], terms=terms, found=found)
+        return SearchOutcome(
+            hits=hits[:k], terms=terms, confidence=confidence, strength=strength, found=found
+        )
+
+    @staticmethod
+    def _weighted_terms(terms: QueryTerms) -> list[tuple[str, str, float]]:
+        out: dict[tuple[str, str], float] = {}
+        for field_name, values, boost in (
+            ("grams", terms.grams, 1.0),
+            ("words", terms.words, WORDS_BOOST),
+            ("grams", terms.expanded_grams, EXPANSION_BOOST),
+            ("words", terms.expanded_words, EXPANSION_BOOST * WORDS_BOOST),
+        ):
+            for value in values:
+                out.setdefault((field_name, value), boost)
+        return [(f, v, b) for (f, v), b in out.items() if b > 0]
+
+    def _score_bound(self, searcher: tantivy.Searcher, terms: QueryTerms) -> float:
+        """The BM25 score a document matching every query term very often would reach (the ceiling)."""
+        n = max(1, searcher.num_docs)
+        bound = 0.0
+        for field_name, value, boost in self._weighted_terms(terms):
+            df = searcher.doc_freq(field_name, value)
+            bound += boost * math.log(1 + (n - df + 0.5) / (df + 0.5)) * (BM25_K1 + 1)
+        return bound
 
     def _lexical_query(self, terms: QueryTerms, filters: SearchFilters) -> tantivy.Query | None:
         clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
-
-        def add(field_name: str, values: Sequence[str], boost: float) -> None:
-            for value in dict.fromkeys(values):
-                q = tantivy.Query.term_query(self._schema, field_name, value)
-                if boost != 1.0:
-                    q = tantivy.Query.boost_query(q, boost)
-                clauses.append((tantivy.Occur.Should, q))
-
-        add("grams", terms.grams, 1.0)
-        add("words", terms.words, WORDS_BOOST)
-        add("grams", terms.expanded_grams, EXPANSION_BOOST)
-        add("words", terms.expanded_words, EXPANSION_BOOST)
+        for field_name, value, boost in self._weighted_terms(terms):
+            q = tantivy.Query.term_query(self._schema, field_name, value)
+            if boost != 1.0:
+                q = tantivy.Query.boost_query(q, boost)
+            clauses.append((tantivy.Occur.Should, q))
         if not clauses:
             return None
         query = tantivy.Query.boolean_query(clauses)

@@ -125,6 +125,8 @@ class QueryTerms:
     synonyms_applied: list[tuple[str, str]]
     #: Whether the query has Chinese in it (if not, lexical matching against Chinese content is weak).
     han: bool = True
+    #: A query without Chinese whose glossary expansions added Chinese terms.
+    translated: bool = False
 
 
 class Analyzer:
@@ -204,8 +206,9 @@ class Analyzer:
         words = self.words(norm, normalized=True)
         grams = self.grams(norm, normalized=True)
         han = bool(_HAN.search(norm))
-        if not han:  # an English query: drop function words; expansions to Chinese terms count as Chinese
-            han = bool(_HAN.search(" ".join(additions)))
+        translated = False
+        if not han:  # an English query: drop function words; note whether the glossary translated part of it
+            translated = bool(_HAN.search(" ".join(additions)))
             words = [w for w in words if w not in ENGLISH_STOPWORDS]
             grams = [g for g in grams if g not in ENGLISH_STOPWORDS]
         extra = " ".join(additions)
@@ -218,6 +221,7 @@ class Analyzer:
             rewritten=rewritten,
             synonyms_applied=applied,
             han=han,
+            translated=translated,
         )
 
     def highlight_terms(self, query: QueryTerms) -> list[str]:

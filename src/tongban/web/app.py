@@ -26,6 +26,7 @@ from tongban.core.http import Runtime, language, render_page
 from tongban.core.http import problem_response as problem
 from tongban.core.logging import configure_logging
 from tongban.knowledge import api as knowledge_api
+from tongban.knowledge import pages as knowledge_pages
 from tongban.web import api as web_api
 from tongban.web import pages as web_pages
 from tongban.web.middleware import EdgeMiddleware
@@ -139,6 +140,7 @@ def create_app(
         knowledge_api.router,
         web_pages.router,
         catalog_pages.router,
+        knowledge_pages.router,
     ):
         app.include_router(router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, https=settings.https)

@@ -54,7 +54,7 @@ knowledge_app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 EXIT_ROWS_FAILED = 1
 EXIT_USAGE = 2
 

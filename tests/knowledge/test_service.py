@@ -301,3 +301,21 @@ def test_published_service_items_become_knowledge_automatically(
             content("x", "y"),
             clock=clock,
         )
+
+
+def test_every_node_follows_the_change_log(
+    session: Session, editor: auth.Principal, reviewer: auth.Principal, clock: FixedClock
+) -> None:
+    node_a, node_b = service.IndexHolder(None), service.IndexHolder(None)
+    publish_new(session, editor, reviewer, clock, "n1", content("居住证签注", "居住证每年签注一次。"))
+    assert ids(session, node_a, "居住证签注", clock) == ["n1"]
+    assert ids(session, node_b, "居住证签注", clock) == ["n1"]
+    service.withdraw_entry(session, reviewer, "n1", clock=clock, note="过时")
+    assert ids(session, node_a, "居住证签注", clock) == []
+    assert node_a.index is not None
+    first_index = node_a.index
+    publish_new(session, editor, reviewer, clock, "n2", content("居住证续签", "居住证到期前三十日内续签。"))
+    assert ids(session, node_b, "居住证续签", clock) == ["n2"]
+    assert ids(session, node_a, "居住证续签", clock) == ["n2"]
+    assert node_a.index is first_index  # applied incrementally, not rebuilt
+    assert service.verify_index(session, node_b)["ok"]

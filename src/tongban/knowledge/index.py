@@ -124,6 +124,12 @@ class SearchOutcome:
     found: bool
 
 
+def _long_words(words: list[str]) -> list[str]:
+    """Dictionary words of three characters or more: shorter ones are exactly the bigrams already indexed,
+    and letters and digits are indexed whole with the bigrams."""
+    return [w for w in words if len(w) >= 3 and not w.isascii()]
+
+
 def _schema() -> tantivy.Schema:
     sb = tantivy.SchemaBuilder()
     sb.add_integer_field("row", stored=True, indexed=True, fast=True)
@@ -175,14 +181,14 @@ class SearchIndex:
             self._remove(entry.entry_id)
             a = self.analyzer
             body_grams: list[str] = a.grams(entry.title)
-            body_words: list[str] = a.words(entry.title)
+            body_words: list[str] = _long_words(a.words(entry.title))
             for p in entry.passages:
                 row = self._next_row
                 self._next_row += 1
                 text = f"{p.heading}\n{p.text}" if p.heading else p.text
                 grams = a.grams(text)
                 body_grams.extend(a.grams(p.text))
-                words = a.words(text)
+                words = _long_words(a.words(text))
                 body_words.extend(words)
                 self._writer.add_document(
                     tantivy.Document(
@@ -296,9 +302,21 @@ class SearchIndex:
         limit = CANDIDATES * (4 if restrictive or filters.valid_on else 1)
         passage_scores: dict[tuple[int, int], float] = {}
         entry_scores: dict[int, float] = {}
-        encoding: Future[Matrix] | None = None
-        if self.embedder is not None and len(vectors):
-            encoding = _encoder_pool.submit(self.embedder.query, terms.rewritten)
+        embedder = self.embedder
+        encoding: Future[tuple[np.ndarray, np.ndarray]] | None = None
+        if embedder is not None and len(vectors):
+            take = min(limit, len(vectors))
+
+            def nearest() -> tuple[np.ndarray, np.ndarray]:
+                """Encode the query and rank every passage by cosine: in C and BLAS, off the GIL."""
+                qv = embedder.query(terms.rewritten)
+                sims = vectors @ qv
+                sims[~alive[: len(sims)]] = -1.0
+                top = np.argpartition(-sims, take - 1)[:take] if take < len(sims) else np.arange(len(sims))
+                top = top[np.argsort(-sims[top])]
+                return top, sims[top]
+
+            encoding = _encoder_pool.submit(nearest)
         lexical_query = self._lexical_query(terms, filters)
         if lexical_query is not None:
             unit = tantivy.Query.term_query(self._schema, "unit", "passage")
@@ -323,16 +341,12 @@ class SearchIndex:
         semantic: dict[tuple[int, int], float] = {}
         best_semantic = 0.0
         if encoding is not None:
-            qv = encoding.result()
-            sims = vectors @ qv
-            sims = np.where(alive[: len(sims)], sims, -1.0)
-            take = min(limit, len(sims))
-            top = np.argpartition(-sims, take - 1)[:take] if take < len(sims) else np.arange(len(sims))
-            for row in top[np.argsort(-sims[top])]:
+            rows, row_sims = encoding.result()
+            for row, sim in zip(rows.tolist(), row_sims.tolist(), strict=True):
                 entry_id = int(row_entry[row])
-                if sims[row] <= -1.0 or not admitted(entry_id):
+                if sim <= -1.0 or not admitted(entry_id):
                     continue
-                semantic[(entry_id, int(row_seq[row]))] = float(sims[row])
+                semantic[(entry_id, int(row_seq[row]))] = float(sim)
             best_semantic = max(semantic.values(), default=0.0)
         found = bool(passage_scores or entry_scores) or best_semantic >= SEMANTIC_FOUND
         if terms.han:
@@ -350,9 +364,9 @@ class SearchIndex:
         out: dict[tuple[str, str], float] = {}
         for field_name, values, boost in (
             ("grams", terms.grams, 1.0),
-            ("words", terms.words, WORDS_BOOST),
+            ("words", _long_words(terms.words), WORDS_BOOST),
             ("grams", terms.expanded_grams, EXPANSION_BOOST),
-            ("words", terms.expanded_words, EXPANSION_BOOST * WORDS_BOOST),
+            ("words", _long_words(terms.expanded_words), EXPANSION_BOOST * WORDS_BOOST),
         ):
             for value in values:
                 out.setdefault((field_name, value), boost)

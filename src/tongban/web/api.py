@@ -42,12 +42,14 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", dependencies=[Depends(public)], tags=["operations"])
 def readyz(request: Request, session: DbSession) -> dict[str, Any]:
-    """Readiness: the database answers and its schema is at the newest migration."""
+    """Readiness: the database answers, its schema is at the newest migration, the search index is built."""
     session.execute(text("SELECT 1"))
     engine = request.app.state.engine
     current = migrate.is_current(engine)
     if not current:
         raise NotReady("the database schema is not at the newest migration; run `tongban db upgrade`")
+    if getattr(request.app.state, "knowledge_index_warming", False):
+        raise NotReady("the search index is being built")
     return {"status": "ready", "database": engine.dialect.name}
 
 

@@ -117,6 +117,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        knowledge_api.start_warmup(_app)
         yield
         engine.dispose()
 

@@ -319,3 +319,18 @@ def test_every_node_follows_the_change_log(
     assert ids(session, node_a, "居住证续签", clock) == ["n2"]
     assert node_a.index is first_index  # applied incrementally, not rebuilt
     assert service.verify_index(session, node_b)["ok"]
+
+
+def test_alternative_questions_and_entry_synonyms_are_searchable(
+    session: Session, clock: FixedClock, holder: service.IndexHolder
+) -> None:
+    body = content(
+        "不动产登记资料查询",
+        "权利人可以查询本人名下不动产的登记结果。",
+        questions=["怎么查我名下有几套房"],
+        synonyms=["查房产", "房产信息查询"],
+        tags=["住房"],
+    )
+    service.ingest_content(session, "q1", body, actor="op", clock=clock, source="t")
+    assert ids(session, holder, "名下有几套房", clock) == ["q1"]
+    assert ids(session, holder, "查房产", clock) == ["q1"]

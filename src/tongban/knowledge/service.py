@@ -71,7 +71,7 @@ MAX_QUERY_CHARS = 500
 STALE_AFTER = dt.timedelta(days=365)
 #: Entries expiring within this many days are listed as near expiry.
 EXPIRY_WARNING = dt.timedelta(days=30)
-PASSAGE_CHARS = 300
+PASSAGE_CHARS = 200
 CATALOG_PREFIX = "catalog:"
 SYSTEM = "system"
 
@@ -465,6 +465,8 @@ def _source_document(external_id: str, content: EntryContent) -> SourceDocument:
     sections = [Section(heading=tuple(s.heading), text=s.text, page=s.page) for s in content.sections]
     if content.questions:
         sections.append(Section(heading=("常见问法",), text="\n".join(content.questions)))
+    if content.synonyms:
+        sections.append(Section(heading=("又称",), text="、".join(content.synonyms)))
     return SourceDocument(external_id=external_id, title=content.title, sections=tuple(sections), metadata={})
 
 

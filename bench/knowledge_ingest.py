@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -108,13 +109,29 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=150)
     parser.add_argument("--file", type=Path, default=DEFAULT_DOCS)
     parser.add_argument("--threads", default="1,2", help="embedding threads to compare, comma-separated")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        # OpenMP reads its thread count once per process: each setting runs in a process of its own.
+        print(json.dumps(run(args.file, args.docs, args.worker)))
+        return
     host = machine(None)
     rows = []
     for threads in [int(t) for t in args.threads.split(",")]:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
         print(f"threads={threads} …", file=sys.stderr)
-        rows.append((threads, run(args.file, args.docs, threads)))
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        worker = [
+            sys.executable,
+            __file__,
+            "--worker",
+            str(threads),
+            "--docs",
+            str(args.docs),
+            "--file",
+            str(args.file),
+        ]
+        done = subprocess.run(worker, env=env, capture_output=True, text=True, check=True)
+        rows.append((threads, json.loads(done.stdout.strip().splitlines()[-1])))
     print("## Knowledge ingestion (`bench/knowledge_ingest.py`)\n")
     print(host.markdown())
     print(f"- {args.docs} documents of {args.file.name}\n")

@@ -396,7 +396,7 @@ def knowledge_ingest_cmd(
 
 
 def _embed(engine: Engine, settings: Settings) -> None:
-    embedder = get_embedder(settings.embedding, settings.embedding_threads)
+    embedder = get_embedder(settings.embedding, settings.batch_threads())
     if embedder is None:
         return
     with session_scope(make_sessionmaker(engine)) as session:
@@ -459,7 +459,9 @@ def _index_verify(engine: Engine, settings: Settings) -> None:
         report = knowledge_service.verify_index(session, _holder(settings))
     for problem in report["problems"][:50]:
         err.print(problem)
-    out.print(json.dumps({k: v for k, v in report.items() if k != "problems"}, ensure_ascii=False))
+    out.print(
+        json.dumps({k: v for k, v in report.items() if k != "problems"}, ensure_ascii=False), soft_wrap=True
+    )
     if not report["ok"] or report["missing_vectors"]:
         raise typer.Exit(EXIT_ROWS_FAILED)
 
@@ -558,7 +560,7 @@ DEMO_EMBEDDINGS = "knowledge-embeddings.npz"
 
 def _demo_knowledge(engine: Engine, settings: Settings) -> None:
     """The demo catalogue's knowledge entries: vectors from the shipped cache, the rest computed."""
-    embedder = get_embedder(settings.embedding, settings.embedding_threads)
+    embedder = get_embedder(settings.embedding, settings.batch_threads())
     clock = SystemClock()
     with session_scope(make_sessionmaker(engine)) as session:
         knowledge_service.sync_catalog(session, clock=clock)

@@ -13,8 +13,15 @@ from tongban.catalog.repository import ItemFilter
 from tongban.catalog.schemas import ItemContent, ItemOut, ItemPage, ItemWrite, ReviewDecision, VersionOut
 from tongban.catalog.vocab import Audience, ItemType, Level, Status
 from tongban.core import auth
-from tongban.core.errors import InvalidInput
-from tongban.core.http import ClockDep, DbSession, RawBody, idempotent, public_with_principal, require
+from tongban.core.http import (
+    ClockDep,
+    DbSession,
+    RawBody,
+    idempotent,
+    parse_if_match,
+    public_with_principal,
+    require,
+)
 
 router = APIRouter(prefix="/api/v1/catalog", tags=["catalog"])
 Anyone = Annotated[auth.Principal, Depends(public_with_principal)]
@@ -25,15 +32,6 @@ Publisher = Annotated[auth.Principal, Depends(require("catalog:publish"))]
 
 def _etag(item: ItemOut) -> str:
     return f'W/"{item.code}-{item.version}"'
-
-
-def _parse_if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value.strip().removeprefix("W/").strip('"').rsplit("-", 1)[-1])
-    except ValueError:
-        raise InvalidInput("If-Match must be an ETag returned by this API") from None
 
 
 @router.get("/items")
@@ -104,7 +102,7 @@ def update_item(
         body.content,
         clock=clock,
         note=body.note,
-        expected_version=_parse_if_match(if_match),
+        expected_version=parse_if_match(if_match),
     )
     response.headers["ETag"] = _etag(item)
     return item

@@ -26,7 +26,7 @@ from tongban.catalog.vocab import Status, VersionState
 from tongban.core import audit, events
 from tongban.core.auth import Principal
 from tongban.core.clock import Clock
-from tongban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from tongban.core.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 
 MAX_PAGE_SIZE = 100
 #: Events other domains can subscribe to (``tongban.core.events``); payload ``code``.
@@ -329,11 +329,6 @@ def submit_for_review(
     return to_out(item)
 
 
-def _check_four_eyes(principal: Principal, version: CatalogItemVersion) -> None:
-    if version.author == principal.username and "admin" not in principal.roles:
-        raise Forbidden("a change must be reviewed by someone other than its author")
-
-
 def publish_item(
     session: Session, principal: Principal, code: str, *, clock: Clock, note: str = ""
 ) -> ItemOut:
@@ -359,7 +354,7 @@ def publish_item(
     version = _pending(session, item)
     if version.state != VersionState.IN_REVIEW:
         raise Conflict("submit the changes for review before publishing them")
-    _check_four_eyes(principal, version)
+    principal.require_other_than(version.author)
     if item.published_version is not None:
         previous = repo.get_version(session, item.id, item.published_version)
         if previous is not None:

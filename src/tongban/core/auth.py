@@ -72,6 +72,11 @@ class Principal:
     def can(self, permission: str) -> bool:
         return permission in self.permissions
 
+    def require_other_than(self, author: str) -> None:
+        """Four eyes: a change is approved by someone other than its author (admins excepted)."""
+        if author == self.username and "admin" not in self.roles:
+            raise Forbidden("a change must be reviewed by someone other than its author")
+
     def require(self, permission: str) -> None:
         if not self.is_authenticated:
             raise Unauthenticated("sign in to do this")

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tongban.core import auth
 from tongban.core.clock import Clock
 from tongban.core.config import Settings
-from tongban.core.errors import DomainError, Unauthenticated
+from tongban.core.errors import DomainError, InvalidInput, Unauthenticated
 from tongban.core.i18n import LANG_COOKIE, Language, get_language, negotiate
 from tongban.core.templating import render
 
@@ -294,3 +294,13 @@ def idempotent(
         clock=runtime(request).clock,
     )
     return JSONResponse(encoded, status_code=status)
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """The version number in an ``If-Match`` header carrying one of our weak ETags (``W/"<id>-<n>"``)."""
+    if value is None:
+        return None
+    try:
+        return int(value.strip().removeprefix("W/").strip('"').rsplit("-", 1)[-1])
+    except ValueError:
+        raise InvalidInput("If-Match must be an ETag returned by this API") from None

@@ -17,6 +17,7 @@ from tongban.core.http import (
     DbSession,
     RawBody,
     idempotent,
+    parse_if_match,
     public_with_principal,
     require,
 )
@@ -129,15 +130,6 @@ def search(
 
 def _etag(entry: EntryOut) -> str:
     return f'W/"{entry.external_id}-{entry.version}"'
-
-
-def _if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value.strip().removeprefix("W/").strip('"').rsplit("-", 1)[-1])
-    except ValueError:
-        raise InvalidInput("If-Match must be an ETag returned by this API") from None
 
 
 @router.get("/knowledge/entries")
@@ -262,7 +254,7 @@ def update_entry(
         body.content,
         clock=clock,
         note=body.note,
-        expected_version=_if_match(if_match),
+        expected_version=parse_if_match(if_match),
     )
     response.headers["ETag"] = _etag(entry)
     return entry

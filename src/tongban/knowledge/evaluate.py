@@ -24,7 +24,7 @@ from tongban.core.db import make_engine, make_sessionmaker, session_scope
 from tongban.core.migrate import upgrade
 from tongban.knowledge import service
 from tongban.knowledge.embedding import Embedder, from_bytes, get_embedder, to_bytes
-from tongban.knowledge.ingest import IngestError, Section, SourceDocument
+from tongban.knowledge.ingest import Section, SourceDocument
 from tongban.knowledge.schemas import Kind
 
 
@@ -264,10 +264,7 @@ def evaluate_retrieval(
     with_baseline: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> EvalReport:
-    try:
-        docs = read_documents(docs_path)
-    except IngestError as exc:  # pragma: no cover - read_documents raises EvalInputError
-        raise EvalInputError(str(exc)) from None
+    docs = read_documents(docs_path)
     questions = read_questions(questions_path)
     texts = {d.external_id: "\n".join(s.text for s in d.sections) for d in docs}
     embedder: Embedder | None = get_embedder(embedding, threads)

@@ -18,16 +18,19 @@ from __future__ import annotations
 import datetime as dt
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import tantivy
 
 from tongban.knowledge.embedding import Embedder, Matrix
 from tongban.knowledge.text import Analyzer, QueryTerms
+
+K = TypeVar("K")
 
 #: Candidates each signal contributes before fusion.
 CANDIDATES = 100
@@ -402,7 +405,7 @@ class SearchIndex:
         return query
 
     @staticmethod
-    def _normalised(scores: dict[object, float]) -> dict[object, float]:
+    def _normalised(scores: Mapping[K, float]) -> dict[K, float]:
         if not scores:
             return {}
         hi, lo = max(scores.values()), min(scores.values())
@@ -418,9 +421,9 @@ class SearchIndex:
         semantic: dict[tuple[int, int], float],
         lexical_weight: float = 1.0,
     ) -> list[Hit]:
-        p_norm = self._normalised(passage_scores)  # type: ignore[arg-type]
-        e_norm = self._normalised(entry_scores)  # type: ignore[arg-type]
-        s_norm = self._normalised(semantic)  # type: ignore[arg-type]
+        p_norm = self._normalised(passage_scores)
+        e_norm = self._normalised(entry_scores)
+        s_norm = self._normalised(semantic)
         per_entry: dict[int, dict[str, float]] = {}
         best_passage: dict[int, tuple[float, int]] = {}
         for key in {*passage_scores, *semantic}:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from tongban.catalog import service as catalog
 from tongban.catalog.schemas import ItemContent, TimeLimit
 from tongban.core import audit, events
-from tongban.core.auth import Principal
+from tongban.core.auth import ANONYMOUS, Principal
 from tongban.core.clock import Clock
 from tongban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from tongban.knowledge import repository as repo
@@ -372,8 +372,7 @@ def publish_entry(
     version = _pending(session, entry)
     if version.state != VersionState.IN_REVIEW:
         raise Conflict("submit the changes for review before publishing them")
-    if version.author == principal.username and "admin" not in principal.roles:
-        raise Forbidden("a change must be reviewed by someone other than its author")
+    principal.require_other_than(version.author)
     _activate(session, entry, version, principal.username, clock)
     _audit(session, principal, "publish", entry, clock, {"version": version.version, "note": note})
     return _out(session, entry)
@@ -674,9 +673,9 @@ def content_from_document(doc: SourceDocument, defaults: IngestDefaults | None =
         expires_on=_date(meta.pop("expires_on", None)),
         sections=sections,
         tags=_str_list(meta.pop("tags", None)),
-        questions=_str_list(meta.pop("questions", None))
-        if not isinstance(meta.get("questions"), str)
-        else [str(meta.pop("questions"))],
+        questions=[questions]
+        if isinstance(questions := meta.pop("questions", None), str)
+        else _str_list(questions),
         subject=str(meta.pop("subject", ""))[:300],
         metadata={k: v for k, v in meta.items() if isinstance(v, str | int | float | bool | None)},
     )
@@ -719,10 +718,6 @@ def ingest_content(
 
 
 # -- the catalogue as knowledge -------------------------------------------------------------------------
-
-_CATALOG_READER = Principal(
-    account_id=None, username=SYSTEM, display_name=SYSTEM, permissions=frozenset({"catalog:edit"})
-)
 
 
 def catalog_content(item: ItemContent) -> EntryContent:
@@ -792,8 +787,9 @@ def catalog_content(item: ItemContent) -> EntryContent:
 
 def sync_catalog_item(session: Session, *, clock: Clock, code: str) -> None:
     """Event handler: a published (or re-published) item becomes, or updates, its knowledge entry."""
-    item = catalog.get_item(session, _CATALOG_READER, code)
-    if item.status.value != "published":
+    try:  # what the public sees: only a published item becomes knowledge
+        item = catalog.get_item(session, ANONYMOUS, code)
+    except NotFound:
         return
     ingest_content(
         session,
@@ -1218,8 +1214,7 @@ def decide_lexicon(
     if approve:
         if row.state != LexiconState.PROPOSED:
             raise Conflict("only a proposal can be approved")
-        if row.proposed_by == principal.username and "admin" not in principal.roles:
-            raise Forbidden("a proposal must be approved by someone other than its author")
+        principal.require_other_than(row.proposed_by)
         row.state, row.approved_by = LexiconState.APPROVED.value, principal.username
     else:
         if row.state == LexiconState.RETIRED:

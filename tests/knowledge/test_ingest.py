@@ -13,6 +13,7 @@ import pytest
 from docx.enum.style import WD_STYLE_TYPE
 from pypdf import PdfWriter
 
+from tests.conftest import SHARED_DATA
 from tongban.knowledge.ingest import (
     FORMATS,
     IngestError,
@@ -26,7 +27,7 @@ from tongban.knowledge.ingest import (
     split_passages,
 )
 
-GUIDES = Path(__file__).resolve().parents[3] / "shared" / "data" / "service_guides" / "guides.jsonl"
+GUIDES = SHARED_DATA / "service_guides" / "guides.jsonl"
 SENTENCE_ENDS = "。！？；!?;"
 
 

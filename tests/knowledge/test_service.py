@@ -334,3 +334,18 @@ def test_alternative_questions_and_entry_synonyms_are_searchable(
     service.ingest_content(session, "q1", body, actor="op", clock=clock, source="t")
     assert ids(session, holder, "名下有几套房", clock) == ["q1"]
     assert ids(session, holder, "查房产", clock) == ["q1"]
+
+
+def test_english_glossary_terms_match_with_or_without_hyphens() -> None:
+    from tongban.knowledge.text import Analyzer
+
+    analyzer = Analyzer()
+    for question in ("Register a joint-stock company", "Register a joint stock company"):
+        terms = analyzer.analyze_query(question)
+        assert ("joint stock company", "股份有限公司") in terms.synonyms_applied, question
+        assert "股份有限公司" in terms.rewritten
+    assert analyzer.analyze_query("cross-border e-commerce rules").synonyms_applied == [
+        ("cross border e commerce", "跨境电子商务")
+    ]
+    # A hyphen inside a word that is not a glossary term changes nothing.
+    assert analyzer.analyze_query("e-commerce").synonyms_applied == []

@@ -111,6 +111,9 @@ def builtin_synonyms() -> dict[str, str]:
     return out
 
 
+_LATIN_HYPHEN = re.compile(r"(?<=[a-z])-(?=[a-z])")
+
+
 @dataclass(frozen=True)
 class QueryTerms:
     """An analysed query: the terms of the text itself and those added by synonym expansion."""
@@ -144,7 +147,7 @@ class Analyzer:
         known = {normalize(word) for word, _, _ in self.lexicon.terms}
         synonyms: dict[str, str] = {}
         for alias, canonical in self.lexicon.synonyms.items():
-            a, c = normalize(alias), normalize(canonical)
+            a, c = _LATIN_HYPHEN.sub(" ", normalize(alias)), normalize(canonical)
             if a and c and a != c:
                 synonyms[a] = c
                 for word in (a, c):
@@ -190,7 +193,9 @@ class Analyzer:
         additions: list[str] = []
         rewritten = norm
         if self._synonym_re is not None:
-            for found in dict.fromkeys(m.group(0) for m in self._synonym_re.finditer(norm)):
+            # "joint-stock" and "joint stock" are the same English term for the glossary.
+            spaced = rewritten = _LATIN_HYPHEN.sub(" ", norm)
+            for found in dict.fromkeys(m.group(0) for m in self._synonym_re.finditer(spaced)):
                 if found in self._synonyms:
                     canonical = self._synonyms[found]
                     if canonical not in norm:

@@ -23,14 +23,19 @@ from sqlalchemy.exc import OperationalError
 from tongban.catalog import service as catalog_service
 from tongban.catalog.formats import CSV_COLUMNS, FORMATS, FileFormatError, content_to_csv_row, detect_format
 from tongban.catalog.importer import ImportReport, StrictImportFailed, import_file
+from tongban.consult import evaluate as consult_eval
+from tongban.consult import service as consult_service
 from tongban.core import auth, migrate
 from tongban.core.calendar import load_schedule, working_calendar
 from tongban.core.clock import SystemClock
 from tongban.core.config import Settings, get_settings
 from tongban.core.db import make_engine, make_sessionmaker, session_scope
 from tongban.core.errors import DomainError
+from tongban.core.llm import get_chat_model
+from tongban.core.logging import configure_logging
 from tongban.core.tasks import purge_expired
 from tongban.core.workdays import YearSchedule
+from tongban.demo import add_situations
 from tongban.knowledge import evaluate as knowledge_eval
 from tongban.knowledge import ingest as knowledge_ingest
 from tongban.knowledge import service as knowledge_service
@@ -49,7 +54,9 @@ app.add_typer(calendar_app, name="calendar")
 knowledge_app = typer.Typer(help="The knowledge hub (知识库) and its search index.", no_args_is_help=True)
 index_app = typer.Typer(help="The search index.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure quality on labelled data.", no_args_is_help=True)
+consult_app = typer.Typer(help="The consultation service (问).", no_args_is_help=True)
 app.add_typer(knowledge_app, name="knowledge")
+app.add_typer(consult_app, name="consult")
 knowledge_app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
 
@@ -428,6 +435,16 @@ def knowledge_expire() -> None:
     out.print(f"{len(expired)} entries expired")
 
 
+@consult_app.command("expire")
+def consult_expire() -> None:
+    """Delete conversations silent past their expiry, with their turns (idempotent; schedule it hourly)."""
+    engine = _engine(get_settings())
+    _require_schema(engine)
+    with session_scope(make_sessionmaker(engine)) as session:
+        n = consult_service.expire_conversations(session, clock=SystemClock())
+    out.print(f"{n} conversations deleted")
+
+
 def _holder(settings: Settings) -> knowledge_service.IndexHolder:
     return knowledge_service.IndexHolder(get_embedder(settings.embedding, settings.embedding_threads))
 
@@ -527,6 +544,99 @@ def eval_retrieval(
     out.print(f"ingest {report.ingest_seconds:.1f} s, embed + index {report.embed_seconds:.1f} s")
 
 
+@eval_app.command("consult")
+def eval_consult(
+    docs: Annotated[Path, typer.Option("--docs", help="JSONL: docid (or id), text, optional title")],
+    questions: Annotated[Path, typer.Option("--questions", help="JSONL: id, question, docid, answer")],
+    refuse: Annotated[
+        Path | None,
+        typer.Option("--refuse", help="JSONL: id, question — questions the documents cannot answer"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    split: Annotated[
+        str, typer.Option(help="all questions, or every other one: even (1st, 3rd, …) or odd (2nd, 4th, …)")
+    ] = "all",
+    llm: Annotated[
+        bool, typer.Option("--llm", help="compose with the configured TONGBAN_LLM_* endpoint")
+    ] = False,
+    reader_model: Annotated[
+        Path | None,
+        typer.Option(
+            "--reader", help="a reader model file (scripts/train_reader.py) instead of the shipped one"
+        ),
+    ] = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="embedding cache file kept between runs (default: in the data dir)")
+    ] = None,
+) -> None:
+    """Answer F1, containment, citation precision, refusals, ungrounded facts and latency of the consultation
+    on a fresh temporary knowledge base, with the naive baseline measured in the same run."""
+    settings = get_settings()
+    for path in (docs, questions, *([refuse] if refuse else [])):
+        if not path.is_file():
+            raise _fail(f"{path}: no such file")
+    if split not in ("all", "even", "odd"):
+        raise _fail("--split must be all, even or odd")
+    model = None
+    if llm:
+        model = get_chat_model(settings)
+        if model is None:
+            raise _fail("--llm needs TONGBAN_LLM_BASE_URL (and TONGBAN_LLM_MODEL) to be set")
+    cache_path = cache or settings.data_dir / "cache" / "eval-embeddings.npz"
+
+    def progress(stage: str, n: int, total: int) -> None:
+        if sys.stderr.isatty():
+            err.print(f"{stage} {n}" + (f"/{total}" if total else ""), end="\r")
+
+    try:
+        report = consult_eval.evaluate_consult(
+            docs,
+            questions,
+            refuse_path=refuse,
+            split=split,
+            embedding=settings.embedding,
+            threads=settings.embedding_threads,
+            cache_path=cache_path,
+            model=model,
+            reader_model=reader_model,
+            progress=progress,
+        )
+    except (knowledge_eval.EvalInputError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        out.print_json(json.dumps(report.as_dict(), ensure_ascii=False))
+        return
+    s, b = report.system, report.baseline
+    table = Table(title=f"{report.documents} documents, {report.passages} passages, {s.questions} questions")
+    for column in (
+        "system",
+        "char-F1",
+        "containment",
+        "citation precision",
+        "false refusals",
+        "p50 ms",
+        "p95 ms",
+    ):
+        table.add_column(column)
+    table.add_row(
+        s.name,
+        f"{s.char_f1:.3f}",
+        f"{s.containment:.3f}",
+        f"{s.citation_precision or 0:.3f} (quote {s.quote_precision or 0:.3f})",
+        f"{s.false_refusal_rate or 0:.3f}",
+        f"{s.latency_p50_ms or 0:.1f}",
+        f"{s.latency_p95_ms or 0:.1f}",
+    )
+    table.add_row(b.name, f"{b.char_f1:.3f}", f"{b.containment:.3f}", "—", "—", "—", "—")
+    out.print(table)
+    out.print(f"ungrounded facts in answers: {s.ungrounded_facts}")
+    if report.refusal_rate is not None:
+        out.print(
+            f"refused {report.refusal_rate:.3f} of {report.refuse_questions} questions "
+            "the documents cannot answer"
+        )
+
+
 def _serve(settings: Settings, reload: bool = False) -> None:
     import uvicorn
 
@@ -586,7 +696,10 @@ def load_demo(settings: Settings) -> ImportReport:
         shutil.copyfileobj(unpacked, fh)
     clock = SystemClock()
     with session_scope(make_sessionmaker(engine)) as session:
-        report = import_file(session, target, actor="demo", clock=clock, fmt="guangdong")
+        # Situations (办理情形) and their questions come from the demo's own supplement, situations.json.
+        report = import_file(
+            session, target, actor="demo", clock=clock, fmt="guangdong", amend=add_situations
+        )
     _demo_knowledge(engine, settings)
     accounts_file = settings.data_dir / "demo-accounts.txt"
     if not accounts_file.exists():
@@ -635,6 +748,8 @@ def demo(
 
 
 def main() -> None:
+    # Commands print their results on stdout; log lines (warnings and worse) go to stderr.
+    configure_logging("WARNING", json=False)
     app()
 
 

@@ -226,3 +226,66 @@ def test_the_filter_form_submitted_without_javascript(client: httpx.Client, publ
     assert response.status_code == 200
     assert "食品经营许可证核发" in response.text
     assert client.get("/catalog", params={"audience": "martian"}).status_code == 200
+
+
+def test_staff_edit_keeps_situation_questions_the_form_does_not_show(
+    base_url: str, session: Session, clock: FixedClock
+) -> None:
+    situations = [
+        {"key": "new", "name": "新办", "name_en": "New"},
+        {"key": "renew", "name": "延续", "name_en": "Renewal"},
+    ]
+    question = {
+        "key": "kind",
+        "text": "您是首次申请吗？",
+        "options": [
+            {"key": "yes", "label": "是", "situations": ["new"]},
+            {"key": "no", "label": "否", "situations": ["renew"]},
+        ],
+    }
+    service.import_item(
+        session,
+        item(code="11110000TEST0003", situations=situations, situation_questions=[question]),
+        actor="op",
+        clock=clock,
+        source="t",
+    )
+    make_account(session, clock, "editor1", ["catalog_editor"])
+    session.commit()
+    base = {
+        "expected_version": "1",
+        "name": "食品经营许可证核发",
+        "item_type": "administrative_licence",
+        "department": "北京市市场监督管理局",
+        "region": "北京市",
+        "level": "municipal",
+        "audiences": "legal_person",
+        "visits": "0",
+        "situation-0-key": "new",
+        "situation-0-name": "新办",
+        "situation-1-key": "renew",
+        "situation-1-name": "延续（改名）",
+    }
+    with httpx.Client(base_url=base_url) as editor:
+        _login(editor, "editor1")
+        form = editor.get("/staff/catalog/items/11110000TEST0003/edit").text
+        saved = editor.post(
+            "/staff/catalog/items/11110000TEST0003/edit", data=base | {"csrf_token": _csrf(form)}
+        )
+        assert saved.status_code == 303, saved.text
+        # removing a situation a question still names is refused with a message, not silently dropped
+        form = editor.get("/staff/catalog/items/11110000TEST0003/edit").text
+        removed = {k: v for k, v in base.items() if not k.startswith("situation-1")}
+        refused = editor.post(
+            "/staff/catalog/items/11110000TEST0003/edit",
+            data=removed | {"csrf_token": _csrf(form), "expected_version": "2"},
+        )
+        assert refused.status_code == 422
+        assert "renew" in refused.text
+    editor_principal = make_account(session, clock, "editor2", ["catalog_editor"])
+    _, working = service.get_working_copy(session, editor_principal, "11110000TEST0003")
+    assert [q.key for q in working.situation_questions] == ["kind"]
+    assert [(s.key, s.name, s.name_en) for s in working.situations] == [
+        ("new", "新办", "New"),
+        ("renew", "延续（改名）", "Renewal"),
+    ]

@@ -20,6 +20,12 @@ ARGS = [
 ]
 
 
+#: The one Playwright and Chromium of the session, with how many fixture instances hold them. Test modules
+#: outside tests/web import the fixture below (``browser = web.browser``), which makes each of them a
+#: fixture of its own; Playwright's sync API cannot run twice at once, so they all share this one.
+_SHARED: dict[str, Any] = {"users": 0}
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
@@ -28,7 +34,15 @@ def browser() -> Iterator[Any]:
         pytest.skip("Debian's chromium is not installed")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
+    if not _SHARED["users"]:
+        playwright = sync_playwright().start()
+        _SHARED["playwright"] = playwright
+        _SHARED["browser"] = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    _SHARED["users"] += 1
+    try:
+        yield _SHARED["browser"]
+    finally:
+        _SHARED["users"] -= 1
+        if not _SHARED["users"]:
+            _SHARED.pop("browser").close()
+            _SHARED.pop("playwright").stop()

@@ -63,6 +63,7 @@ def _violations(browser: Any, url: str, cookies: list[dict[str, str]] | None = N
         "/search",
         "/search?q=食品经营许可",
         "/search?q=qwxzvkj",
+        "/consult/guide",
         "/knowledge/catalog:11110000TEST0001",
         "/staff/login",
         "/no/such/page",
@@ -91,6 +92,8 @@ def test_public_pages_have_no_wcag_violations(
         "/staff/knowledge/new",
         "/staff/knowledge/entries/catalog:11110000TEST0001",
         "/staff/knowledge/entries/catalog:11110000TEST0001/edit",
+        "/staff/consult/agents",
+        "/staff/consult/agents/new",
     ],
 )
 def test_staff_pages_have_no_wcag_violations(

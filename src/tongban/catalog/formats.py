@@ -588,6 +588,7 @@ CSV_COLUMNS: list[str] = [
     "online_url",
     "visits",
     "situations",
+    "situation_questions",
     "themes",
 ]
 #: Columns a CSV header must have (the fields an item cannot do without).
@@ -601,7 +602,7 @@ CSV_REQUIRED_COLUMNS: tuple[str, ...] = (
     "audiences",
 )
 _CSV_LIST_COLUMNS = frozenset({"audiences", "audience_detail", "channels", "themes"})
-_CSV_JSON_COLUMNS = frozenset({"materials", "situations", "fees"})
+_CSV_JSON_COLUMNS = frozenset({"materials", "situations", "situation_questions", "fees"})
 _CSV_LIMIT_COLUMNS = frozenset({"statutory_limit", "promised_limit"})
 _CSV_LIMIT_RE = re.compile(r"^(\d{1,6})(?:\s+(working_day|calendar_day))?$")
 
@@ -617,7 +618,7 @@ def content_to_csv_row(content: ItemContent) -> dict[str, str]:
     data = content.model_dump(mode="json")
     row: dict[str, str] = {}
     for col in CSV_COLUMNS:
-        value = data[col]
+        value = data.get(col)  # fields left out of dumps when empty are missing
         if value is None:
             row[col] = ""
         elif col in _CSV_LIST_COLUMNS:

@@ -112,6 +112,19 @@ def form_to_data(form: FormData) -> dict[str, Any]:
     return data
 
 
+def keep_unedited(data: dict[str, Any], working: ItemContent) -> dict[str, Any]:
+    """Carry over what the form does not edit: the situation questions (情形引导) and the English names of
+    situations that are still there. A question naming a situation the form removed fails validation with
+    a message, rather than being dropped in silence."""
+    english = {s.key: s.name_en for s in working.situations if s.name_en}
+    for situation in data.get("situations", []):
+        if situation.get("key") in english:
+            situation["name_en"] = english[situation["key"]]
+    if working.situation_questions:
+        data["situation_questions"] = [q.model_dump(mode="json") for q in working.situation_questions]
+    return data
+
+
 def validate(data: dict[str, Any]) -> tuple[ItemContent | None, list[tuple[str, str]]]:
     try:
         return ItemContent.model_validate(data), []

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from tongban.catalog import service
 from tongban.catalog.formats import ParsedRow, read_items
+from tongban.catalog.schemas import ItemContent
 from tongban.core.clock import Clock
 
 
@@ -60,14 +61,18 @@ def import_file(
     fmt: str | None = None,
     strict: bool = False,
     on_row: Callable[[int], None] | None = None,
+    amend: Callable[[ItemContent], ItemContent] | None = None,
 ) -> ImportReport:
     """Import one file into the catalogue. Raises ``FileFormatError`` when the file cannot be read at all
-    and :class:`StrictImportFailed` (after rolling back its own work) in strict mode."""
+    and :class:`StrictImportFailed` (after rolling back its own work) in strict mode.
+
+    ``amend`` changes each good row before it is stored (the demo adds situations with it); a ``ValueError``
+    it raises makes the row a bad row."""
     report = ImportReport(source=path.name)
     seen: dict[str, int] = {}
     outer = session.begin_nested()
     for row in read_items(path, fmt):
-        _import_row(session, row, report, seen, actor=actor, clock=clock, source=path.name)
+        _import_row(session, row, report, seen, actor=actor, clock=clock, source=path.name, amend=amend)
         if on_row:
             on_row(row.line)
     if strict and report.errors:
@@ -87,6 +92,7 @@ def _import_row(
     actor: str,
     clock: Clock,
     source: str,
+    amend: Callable[[ItemContent], ItemContent] | None = None,
 ) -> None:
     for w in row.warnings:
         report.warnings.append(RowProblem(row.line, row.code, w))
@@ -100,9 +106,16 @@ def _import_row(
         )
         return
     seen[code] = row.line
+    content = row.content
+    if amend is not None:
+        try:
+            content = amend(content)
+        except ValueError as exc:
+            report.errors.append(RowProblem(row.line, code, str(exc)))
+            return
     savepoint = session.begin_nested()
     try:
-        outcome = service.import_item(session, row.content, actor=actor, clock=clock, source=source)
+        outcome = service.import_item(session, content, actor=actor, clock=clock, source=source)
     except SQLAlchemyError as exc:
         savepoint.rollback()
         report.errors.append(RowProblem(row.line, code, f"could not be stored: {type(exc).__name__}"))

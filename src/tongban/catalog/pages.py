@@ -246,8 +246,8 @@ def save(
     principal: Editor,
     form: Posted,
 ) -> Response:
-    item, _ = service.get_working_copy(session, principal, code)
-    data = forms.form_to_data(form)
+    item, working = service.get_working_copy(session, principal, code)
+    data = forms.keep_unedited(forms.form_to_data(form), working)
     data["code"] = code
     content, errors = forms.validate(data)
     expected = str(form.get("expected_version", ""))

@@ -58,8 +58,40 @@ class Situation(Strict):
 
     key: Slug
     name: ShortText
+    #: Left out of dumps when unset, like ``ItemContent.situation_questions`` when empty.
+    name_en: ShortText | None = Field(default=None, exclude_if=lambda v: v is None)
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     extra_conditions: Annotated[str, StringConstraints(max_length=5000)] | None = None
+
+
+class SituationOption(Strict):
+    """One answer to a :class:`SituationQuestion` and the situations that stay possible with it."""
+
+    key: Slug
+    label: ShortText
+    label_en: ShortText | None = None
+    situations: list[Slug] = Field(min_length=1, max_length=50)
+
+    @field_validator("situations")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        return list(dict.fromkeys(values))
+
+
+class SituationQuestion(Strict):
+    """A question that tells situations apart (情形引导), asked one at a time in definition order."""
+
+    key: Slug
+    text: ShortText
+    text_en: ShortText | None = None
+    options: list[SituationOption] = Field(min_length=2, max_length=20)
+
+    @model_validator(mode="after")
+    def _unique_options(self) -> SituationQuestion:
+        keys = [o.key for o in self.options]
+        if len(keys) != len(set(keys)):
+            raise ValueError(f"question {self.key!r}: option keys must be unique")
+        return self
 
 
 class Fee(Strict):
@@ -101,6 +133,12 @@ class ItemContent(Strict):
     #: 跑动次数: how many times the applicant must come in person.
     visits: int = Field(default=0, ge=0, le=20)
     situations: list[Situation] = Field(default_factory=list, max_length=50)
+    #: Questions that tell the situations apart; without them an item with 2+ situations asks one implicit
+    #: question whose options are the situations (see ``tongban.consult.guidance``). Left out of dumps when
+    #: empty, so that the content hash of an item stored before the field existed does not change.
+    situation_questions: list[SituationQuestion] = Field(
+        default_factory=list, max_length=20, exclude_if=lambda v: not v
+    )
     themes: list[ShortText] = Field(default_factory=list, max_length=20)
 
     @field_validator("audiences", "channels", "themes", "audience_detail")
@@ -119,6 +157,17 @@ class ItemContent(Strict):
                 raise ValueError(
                     f"material {m.name!r} names unknown situation(s): {', '.join(sorted(unknown))}"
                 )
+        question_keys = [q.key for q in self.situation_questions]
+        if len(question_keys) != len(set(question_keys)):
+            raise ValueError("situation question keys must be unique")
+        for q in self.situation_questions:
+            for o in q.options:
+                unknown = set(o.situations) - set(keys)
+                if unknown:
+                    raise ValueError(
+                        f"option {o.key!r} of question {q.key!r} names unknown situation(s): "
+                        f"{', '.join(sorted(unknown))}"
+                    )
         if self.charges_fee is False and self.fees:
             raise ValueError("an item free of charge cannot list fees")
         if (

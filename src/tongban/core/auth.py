@@ -33,6 +33,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "knowledge:edit",
             "knowledge:review",
             "knowledge:publish",
+            "consult:agents",
+            "consult:read",
             "audit:read",
             "accounts:manage",
         }
@@ -41,6 +43,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "catalog_reviewer": frozenset({"catalog:edit", "catalog:review", "catalog:publish"}),
     "knowledge_editor": frozenset({"knowledge:edit"}),
     "knowledge_reviewer": frozenset({"knowledge:edit", "knowledge:review", "knowledge:publish"}),
+    "consult_operator": frozenset({"consult:agents", "consult:read"}),
     "auditor": frozenset({"audit:read"}),
 }
 

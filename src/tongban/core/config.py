@@ -37,6 +37,17 @@ class Settings(BaseSettings):
     #: Threads for bulk embedding in command-line jobs (ingest, rebuild); default: every CPU. Measured on
     #: 2 cores: 15.5 passages/s with 2 threads against 8.2 with 1 (BENCHMARKS.md).
     embedding_batch_threads: int | None = Field(default=None, ge=1, le=64)
+    #: OpenAI-compatible chat endpoint, up to and including ``/v1`` (vLLM, Ollama, a Qwen or DeepSeek
+    #: deployment), e.g. ``http://127.0.0.1:11434/v1``. Empty means no language model (the offline default).
+    llm_base_url: str = ""
+    #: Model name sent to the endpoint (``qwen2.5:7b-instruct``, ``deepseek-chat`` ...); required with a URL.
+    llm_model: str = ""
+    #: Bearer token for the endpoint; empty sends no ``Authorization`` header.
+    llm_api_key: SecretStr = SecretStr("")
+    #: Seconds to wait to connect, and between bytes of an answer, before giving up on the endpoint.
+    llm_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    #: Default upper bound on the tokens of one answer.
+    llm_max_tokens: int = Field(default=512, ge=16, le=8192)
 
     def batch_threads(self) -> int:
         return self.embedding_batch_threads or max(1, len(os.sched_getaffinity(0)))

@@ -16,7 +16,7 @@ from markupsafe import Markup
 from tongban.core.i18n import Language
 
 #: Packages whose ``templates/`` folder is searched, in order.
-TEMPLATE_PACKAGES = ("tongban.web", "tongban.catalog", "tongban.knowledge")
+TEMPLATE_PACKAGES = ("tongban.web", "tongban.catalog", "tongban.knowledge", "tongban.consult")
 DISPLAY_TZ = ZoneInfo("Asia/Shanghai")
 
 

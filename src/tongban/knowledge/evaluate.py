@@ -12,12 +12,14 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tantivy
+from sqlalchemy.orm import Session, sessionmaker
 
 from tongban.core.clock import SystemClock
 from tongban.core.db import make_engine, make_sessionmaker, session_scope
@@ -253,20 +255,30 @@ def baseline_bm25(docs: list[SourceDocument]) -> Callable[[str], list[str]]:
     return ranked
 
 
-def evaluate_retrieval(
+@dataclass
+class TemporaryKnowledgeBase:
+    """A fresh knowledge base in a temporary SQLite file, loaded with documents and indexed."""
+
+    factory: sessionmaker[Session]
+    holder: service.IndexHolder
+    documents: int
+    passages: int
+    ingest_seconds: float
+    embed_seconds: float
+
+
+@contextmanager
+def temporary_knowledge_base(
     docs_path: Path,
-    questions_path: Path,
     *,
-    k: int = 10,
     embedding: str = "e5",
     threads: int = 1,
     cache_path: Path | None = None,
-    with_baseline: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
-) -> EvalReport:
+) -> Iterator[TemporaryKnowledgeBase]:
+    """Load ``docs_path`` (JSONL: ``docid`` or ``id``, ``text``, optional ``title``) into a fresh knowledge
+    base; embeddings are read from and saved to ``cache_path`` (an .npz file) when given."""
     docs = read_documents(docs_path)
-    questions = read_questions(questions_path)
-    texts = {d.external_id: "\n".join(s.text for s in d.sections) for d in docs}
     embedder: Embedder | None = get_embedder(embedding, threads)
     clock = SystemClock()
     with tempfile.TemporaryDirectory(prefix="tongban-eval-") as tmp:
@@ -278,9 +290,7 @@ def evaluate_retrieval(
             start = time.perf_counter()
             with session_scope(factory) as session:
                 if embedder is not None and cache is not None and cache.vectors:
-                    from tongban.knowledge import repository as repo
-
-                    repo.store_vectors(session, embedder.name, cache.vectors)
+                    service.store_vectors(session, embedder.name, cache.vectors)
                 for n, doc in enumerate(docs, 1):
                     content = service.content_from_document(doc, service.IngestDefaults(kind=Kind.POLICY))
                     service.ingest_content(
@@ -304,25 +314,51 @@ def evaluate_retrieval(
                             repo.cached_vectors(session, embedder.name, (p.embed_hash for p in passages))
                         )
                 index = service.rebuild_index(session, holder)
-            embed_seconds = time.perf_counter() - start
-            passages_count = index.passage_count
-
-            def ranked(question: str) -> list[str]:
-                with session_scope(factory) as session:
-                    response = service.search(session, holder, question, clock=clock, k=k, record_miss=False)
-                return [r.id for r in response.results]
-
-            system = _score("tongban hybrid", questions, texts, ranked)
+            yield TemporaryKnowledgeBase(
+                factory=factory,
+                holder=holder,
+                documents=len(docs),
+                passages=index.passage_count,
+                ingest_seconds=ingest_seconds,
+                embed_seconds=time.perf_counter() - start,
+            )
         finally:
             engine.dispose()
+
+
+def evaluate_retrieval(
+    docs_path: Path,
+    questions_path: Path,
+    *,
+    k: int = 10,
+    embedding: str = "e5",
+    threads: int = 1,
+    cache_path: Path | None = None,
+    with_baseline: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> EvalReport:
+    docs = read_documents(docs_path)
+    questions = read_questions(questions_path)
+    texts = {d.external_id: "\n".join(s.text for s in d.sections) for d in docs}
+    clock = SystemClock()
+    with temporary_knowledge_base(
+        docs_path, embedding=embedding, threads=threads, cache_path=cache_path, progress=progress
+    ) as kb:
+
+        def ranked(question: str) -> list[str]:
+            with session_scope(kb.factory) as session:
+                response = service.search(session, kb.holder, question, clock=clock, k=k, record_miss=False)
+            return [r.id for r in response.results]
+
+        system = _score("tongban hybrid", questions, texts, ranked)
     baseline = (
         _score("BM25 over jieba words", questions, texts, baseline_bm25(docs)) if with_baseline else None
     )
     return EvalReport(
         documents=len(docs),
-        passages=passages_count,
-        ingest_seconds=ingest_seconds,
-        embed_seconds=embed_seconds,
+        passages=kb.passages,
+        ingest_seconds=kb.ingest_seconds,
+        embed_seconds=kb.embed_seconds,
         system=system,
         baseline=baseline,
     )

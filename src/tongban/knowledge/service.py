@@ -31,7 +31,8 @@ from tongban.core.clock import Clock
 from tongban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from tongban.knowledge import repository as repo
 from tongban.knowledge.embedding import Embedder, from_bytes, text_hash, to_bytes
-from tongban.knowledge.index import IndexedEntry, IndexedPassage, SearchFilters, SearchIndex
+from tongban.knowledge.index import IndexedEntry, IndexedPassage, SearchIndex
+from tongban.knowledge.index import SearchFilters as SearchFilters
 from tongban.knowledge.ingest import Section, SourceDocument, split_passages
 from tongban.knowledge.models import (
     KnowledgeEntry,
@@ -1021,6 +1022,11 @@ def verify_index(session: Session, holder: IndexHolder) -> dict[str, Any]:
 _PERSONAL_NUMBER = re.compile(r"\d{6,}[\dxX]?")
 
 
+def normalize_text(text: str) -> str:
+    """Text as search compares it: NFKC, Traditional → Simplified, lower case (for other domains)."""
+    return normalize(text)
+
+
 def _miss_key(query: str) -> str:
     """The form a miss is stored in: normalised, personal numbers (ID, phone) masked, bounded."""
     return _PERSONAL_NUMBER.sub("#", normalize(" ".join(query.split())))[:200]
@@ -1086,6 +1092,112 @@ def search(
         expansions=outcome.terms.synonyms_applied,
         found=outcome.found,
     )
+
+
+@dataclass(frozen=True)
+class RetrievedPassage:
+    seq: int
+    text: str
+    heading: str
+    start: int
+    end: int
+    page: int | None
+    #: Closeness in meaning to the query (cosine of the embeddings), when the model is on.
+    semantic: float | None = None
+
+
+@dataclass(frozen=True)
+class RetrievedEntry:
+    """A search hit with the whole active version's passages, for readers that quote from it."""
+
+    id: str
+    kind: str
+    title: str
+    version: int
+    department: str
+    region: str
+    source: str
+    item_code: str | None
+    #: ``seq`` of the passage that matched best.
+    best_passage: int
+    scores: dict[str, float]
+    passages: tuple[RetrievedPassage, ...]
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    entries: list[RetrievedEntry]
+    #: The best lexical score as a share of the query's BM25 ceiling, and whether anything matched.
+    strength: float
+    found: bool
+
+
+def retrieve(
+    session: Session,
+    holder: IndexHolder,
+    query: str,
+    *,
+    clock: Clock,
+    k: int = 5,
+    filters: SearchFilters | None = None,
+) -> Retrieval:
+    """Search as :func:`search` does, returning whole entries (every passage of the active version)."""
+    query = query.strip()
+    if not query:
+        raise InvalidInput("the query is empty")
+    index = sync_index(session, holder)
+    outcome = index.search(query[:MAX_QUERY_CHARS], k=k, filters=filters, today=clock.now().date())
+    # the query vector is cached by the embedder, so this costs a dot product per passage
+    qv = (
+        holder.embedder.query(outcome.terms.rewritten)
+        if holder.embedder is not None and outcome.hits
+        else None
+    )
+    entries = []
+    for hit in outcome.hits:
+        e = hit.entry
+        entries.append(
+            RetrievedEntry(
+                id=e.external_id,
+                kind=e.kind,
+                title=e.title,
+                version=e.version,
+                department=e.department,
+                region=e.region,
+                source=e.source,
+                item_code=e.external_id[len(CATALOG_PREFIX) :]
+                if e.external_id.startswith(CATALOG_PREFIX)
+                else None,
+                best_passage=hit.passage.seq,
+                scores=dict(hit.scores),
+                passages=tuple(
+                    RetrievedPassage(
+                        p.seq,
+                        p.text,
+                        p.heading,
+                        p.start,
+                        p.end,
+                        p.page,
+                        float(p.vector @ qv) if qv is not None and p.vector is not None else None,
+                    )
+                    for p in e.passages
+                ),
+            )
+        )
+    return Retrieval(entries=entries, strength=outcome.strength, found=outcome.found)
+
+
+def embed_texts(holder: IndexHolder, texts: Sequence[str]) -> list[list[float]]:
+    """Unit vectors of ``texts`` by the hub's embedding model (empty when the model is off)."""
+    if holder.embedder is None or not texts:
+        return []
+    return [[float(v) for v in row] for row in holder.embedder.passages(list(texts))]
+
+
+def record_unanswered(session: Session, question: str, *, clock: Clock) -> None:
+    """Count a question that the consultation refused or answered with low confidence, so editors see
+    what the knowledge lacks (it joins the operations page's list of questions that found nothing)."""
+    repo.record_miss(session, _miss_key(question), clock.now())
 
 
 def _result(

@@ -6,13 +6,14 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import tongban.catalog.models
+import tongban.consult.models
 import tongban.core.models
 import tongban.knowledge.models
 from tongban.core.db import Base
 
 config = context.config
 target_metadata = Base.metadata
-_models = (tongban.catalog.models, tongban.knowledge.models)
+_models = (tongban.catalog.models, tongban.knowledge.models, tongban.consult.models)
 
 
 def run() -> None:

@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import tongban
 from tongban.catalog import api as catalog_api
 from tongban.catalog import pages as catalog_pages
+from tongban.consult import api as consult_api
+from tongban.consult import pages as consult_pages
 from tongban.core.clock import Clock, SystemClock
 from tongban.core.config import Settings
 from tongban.core.db import make_engine, make_sessionmaker
@@ -139,9 +141,11 @@ def create_app(
         web_api.router,
         catalog_api.router,
         knowledge_api.router,
+        consult_api.router,
         web_pages.router,
         catalog_pages.router,
         knowledge_pages.router,
+        consult_pages.router,
     ):
         app.include_router(router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, https=settings.https)

@@ -63,6 +63,20 @@ def kb(session: Session, clock: FixedClock) -> Session:
     return session
 
 
+def injection_rows() -> list[dict[str, str]]:
+    return [json.loads(line) for line in (DATA / "injection.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def ingest_injected_documents(session: Session, clock: FixedClock) -> list[dict[str, str]]:
+    """Publish each notice of the injection suite that hides an instruction; return their rows."""
+    documents = [r for r in injection_rows() if r["where"] == "document"]
+    for n, row in enumerate(documents):
+        knowledge.ingest_content(
+            session, f"inj-{n}", policy(f"通知{n}", row["doc_context"]), actor="test", clock=clock, source="t"
+        )
+    return documents
+
+
 def ask(
     session: Session,
     holder: knowledge.IndexHolder,
@@ -156,12 +170,7 @@ def test_traditional_chinese_questions_get_traditional_answers(
 def test_instructions_hidden_in_a_document_are_not_followed(
     session: Session, holder: knowledge.IndexHolder, clock: FixedClock
 ) -> None:
-    rows = [json.loads(line) for line in (DATA / "injection.jsonl").read_text(encoding="utf-8").splitlines()]
-    documents = [r for r in rows if r["where"] == "document"]
-    for n, row in enumerate(documents):
-        knowledge.ingest_content(
-            session, f"inj-{n}", policy(f"通知{n}", row["doc_context"]), actor="test", clock=clock, source="t"
-        )
+    documents = ingest_injected_documents(session, clock)
     for row in documents:
         out = ask(
             session, holder, clock, row["question"], language="en" if row["lang"] == "en" else "zh-Hans"
@@ -174,8 +183,7 @@ def test_instructions_hidden_in_a_document_are_not_followed(
 def test_instructions_in_questions_do_not_change_the_answer(
     kb: Session, holder: knowledge.IndexHolder, clock: FixedClock
 ) -> None:
-    rows = [json.loads(line) for line in (DATA / "injection.jsonl").read_text(encoding="utf-8").splitlines()]
-    for row in (r for r in rows if r["where"] == "question"):
+    for row in (r for r in injection_rows() if r["where"] == "question"):
         out = ask(kb, holder, clock, row["text"])
         assert row["goal"] not in out.answer, row["id"]
 
@@ -342,12 +350,7 @@ def test_a_model_that_obeys_injected_instructions_cannot_pass_them_on(
 ) -> None:
     """The worst case: the model does what the hidden instruction says. The passages it was given no longer
     contain the instruction, and the grounding check rejects what is not in them."""
-    rows = [json.loads(line) for line in (DATA / "injection.jsonl").read_text(encoding="utf-8").splitlines()]
-    documents = [r for r in rows if r["where"] == "document"]
-    for n, row in enumerate(documents):
-        knowledge.ingest_content(
-            session, f"inj-{n}", policy(f"通知{n}", row["doc_context"]), actor="test", clock=clock, source="t"
-        )
+    documents = ingest_injected_documents(session, clock)
     for row in documents:
         fake_llm.responder = lambda messages, goal=row["goal"]: f"{goal}。" if "。" not in goal else goal
         out = ask(session, holder, clock, row["question"], model=model)

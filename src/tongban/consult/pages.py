@@ -48,6 +48,7 @@ from tongban.core.i18n import LOCALES, Language
 from tongban.core.messages import N_
 from tongban.knowledge import service as knowledge_service
 from tongban.knowledge.api import Holder
+from tongban.knowledge.pages import Posted, entry_url
 from tongban.knowledge.schemas import Kind
 
 router = APIRouter(include_in_schema=False)
@@ -72,18 +73,6 @@ HINTED = frozenset({RefusalReason.NO_SUPPORT, RefusalReason.NOT_COVERED})
 #: Refusals a person at the hotline may still help with.
 HANDOFF = frozenset({RefusalReason.NO_SUPPORT, RefusalReason.NOT_COVERED, RefusalReason.UNGROUNDED})
 _CONVERSATION_ID = re.compile(r"[0-9a-f]{32}")
-
-
-async def posted_form(request: Request) -> FormData:
-    return await request.form()
-
-
-Posted = Annotated[FormData, Depends(posted_form)]
-
-
-def entry_url(external_id: str) -> str:
-    """The portal's page of a knowledge entry (``/knowledge/{id}``)."""
-    return "/knowledge/" + quote(external_id, safe="/:")
 
 
 def item_url(code: str) -> str:

@@ -31,7 +31,7 @@ from tongban.core.clock import Clock
 from tongban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from tongban.knowledge import repository as repo
 from tongban.knowledge.embedding import Embedder, from_bytes, text_hash, to_bytes
-from tongban.knowledge.index import IndexedEntry, IndexedPassage, SearchIndex
+from tongban.knowledge.index import IndexedEntry, IndexedPassage, SearchIndex, SearchOutcome
 from tongban.knowledge.index import SearchFilters as SearchFilters
 from tongban.knowledge.ingest import Section, SourceDocument, split_passages
 from tongban.knowledge.models import (
@@ -1061,6 +1061,23 @@ def _snippet(text: str, terms: list[str], width: int = 120) -> tuple[str, list[t
     return prefix + snippet + suffix, shifted
 
 
+def _run_query(
+    session: Session,
+    holder: IndexHolder,
+    query: str,
+    *,
+    clock: Clock,
+    k: int,
+    filters: SearchFilters | None,
+) -> tuple[SearchIndex, SearchOutcome]:
+    if not query:
+        raise InvalidInput("the query is empty")
+    if not 1 <= k <= MAX_K:
+        raise InvalidInput(f"k must be between 1 and {MAX_K}")
+    index = sync_index(session, holder)
+    return index, index.search(query, k=k, filters=filters, today=clock.now().date())
+
+
 def search(
     session: Session,
     holder: IndexHolder,
@@ -1072,15 +1089,9 @@ def search(
     record_miss: bool = True,
 ) -> SearchResponse:
     query = query.strip()
-    if not query:
-        raise InvalidInput("the query is empty")
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidInput(f"the query is longer than {MAX_QUERY_CHARS} characters")
-    if not 1 <= k <= MAX_K:
-        raise InvalidInput(f"k must be between 1 and {MAX_K}")
-    index = sync_index(session, holder)
-    today = clock.now().date()
-    outcome = index.search(query, k=k, filters=filters, today=today)
+    index, outcome = _run_query(session, holder, query, clock=clock, k=k, filters=filters)
     terms = index.analyzer.highlight_terms(outcome.terms)
     results = [_result(hit.entry, hit.passage, hit.scores, terms) for hit in outcome.hits]
     if record_miss and not outcome.found:
@@ -1141,12 +1152,11 @@ def retrieve(
     k: int = 5,
     filters: SearchFilters | None = None,
 ) -> Retrieval:
-    """Search as :func:`search` does, returning whole entries (every passage of the active version)."""
-    query = query.strip()
-    if not query:
-        raise InvalidInput("the query is empty")
-    index = sync_index(session, holder)
-    outcome = index.search(query[:MAX_QUERY_CHARS], k=k, filters=filters, today=clock.now().date())
+    """Search as :func:`search` does, returning whole entries (every passage of the active version); a
+    query longer than the limit is cut rather than refused (a follow-up read with the question before)."""
+    _, outcome = _run_query(
+        session, holder, query.strip()[:MAX_QUERY_CHARS], clock=clock, k=k, filters=filters
+    )
     # the query vector is cached by the embedder, so this costs a dot product per passage
     qv = (
         holder.embedder.query(outcome.terms.rewritten)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -141,3 +142,26 @@ def bearer(client: httpx.Client, username: str) -> dict[str, str]:
     response = client.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def csrf(html: str) -> str:
+    """The CSRF token of the (first) form in a page."""
+    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
+    assert match, "form without a CSRF token"
+    return match.group(1)
+
+
+def staff_login(client: httpx.Client, username: str) -> None:
+    """Sign ``username`` in through the staff login form; the client keeps the session cookie."""
+    form = client.get("/staff/login")
+    response = client.post(
+        "/staff/login",
+        data={
+            "username": username,
+            "password": PASSWORD,
+            "next": "/staff",
+            "csrf_token": csrf(form.text),
+        },
+    )
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/staff"

@@ -1,32 +1,14 @@
 """Citizens' and staff pages over real HTTP, forms posted as a browser without JavaScript would."""
 
-import re
-
 import httpx
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.conftest import PASSWORD, make_account
+from tests.conftest import csrf, make_account, staff_login
 from tests.factories import item
 from tongban.catalog import service
 from tongban.core import auth
 from tongban.core.clock import FixedClock
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
-    assert match, "form without a CSRF token"
-    return match.group(1)
-
-
-def _login(client: httpx.Client, username: str) -> None:
-    form = client.get("/staff/login")
-    response = client.post(
-        "/staff/login",
-        data={"username": username, "password": PASSWORD, "next": "/staff", "csrf_token": _csrf(form.text)},
-    )
-    assert response.status_code == 303
-    assert response.headers["location"] == "/staff"
 
 
 @pytest.fixture
@@ -98,7 +80,7 @@ def test_wrong_password_is_refused(client: httpx.Client, session: Session, clock
     session.commit()
     form = client.get("/staff/login")
     response = client.post(
-        "/staff/login", data={"username": "editor1", "password": "nope", "csrf_token": _csrf(form.text)}
+        "/staff/login", data={"username": "editor1", "password": "nope", "csrf_token": csrf(form.text)}
     )
     assert response.status_code == 401
     assert "tongban_session" not in response.headers.get("set-cookie", "")
@@ -111,10 +93,10 @@ def test_staff_create_review_publish_through_forms(
     make_account(session, clock, "reviewer1", ["catalog_reviewer"])
     session.commit()
     with httpx.Client(base_url=base_url) as editor, httpx.Client(base_url=base_url) as reviewer:
-        _login(editor, "editor1")
+        staff_login(editor, "editor1")
         form = editor.get("/staff/catalog/new")
         fields = {
-            "csrf_token": _csrf(form.text),
+            "csrf_token": csrf(form.text),
             "code": "11110000FORM0001",
             "name": "公共场所卫生许可",
             "item_type": "administrative_licence",
@@ -140,18 +122,18 @@ def test_staff_create_review_publish_through_forms(
         assert "promised" in bad.text
         assert 'value="公共场所卫生许可"' in bad.text  # what was typed is kept
         fields["promised_limit_value"] = "5"
-        fields["csrf_token"] = _csrf(bad.text)
+        fields["csrf_token"] = csrf(bad.text)
         created = editor.post("/staff/catalog/new", data=fields)
         assert created.status_code == 303, created.text
         staff_page = editor.get("/staff/catalog/items/11110000FORM0001").text
-        editor.post("/staff/catalog/items/11110000FORM0001/submit", data={"csrf_token": _csrf(staff_page)})
+        editor.post("/staff/catalog/items/11110000FORM0001/submit", data={"csrf_token": csrf(staff_page)})
 
-        _login(reviewer, "reviewer1")
+        staff_login(reviewer, "reviewer1")
         review_page = reviewer.get("/staff/catalog/items/11110000FORM0001").text
         assert "/staff/catalog/items/11110000FORM0001/publish" in review_page
         done = reviewer.post(
             "/staff/catalog/items/11110000FORM0001/publish",
-            data={"csrf_token": _csrf(review_page), "note": "ok"},
+            data={"csrf_token": csrf(review_page), "note": "ok"},
         )
         assert done.status_code == 303
 
@@ -171,12 +153,12 @@ def test_staff_edit_keeps_history_and_checks_version(
     make_account(session, clock, "editor1", ["catalog_editor"])
     session.commit()
     with httpx.Client(base_url=base_url) as editor:
-        _login(editor, "editor1")
+        staff_login(editor, "editor1")
         form = editor.get("/staff/catalog/items/11110000TEST0001/edit").text
         assert 'name="expected_version" value="1"' in form
         assert 'value="食品经营许可申请书"' in form
         data = {
-            "csrf_token": _csrf(form),
+            "csrf_token": csrf(form),
             "expected_version": "1",
             "name": "食品经营许可证核发（新办）",
             "item_type": "administrative_licence",
@@ -212,7 +194,7 @@ def test_consistency_page(base_url: str, session: Session, clock: FixedClock, pu
     make_account(session, clock, "editor1", ["catalog_editor"])
     session.commit()
     with httpx.Client(base_url=base_url) as editor:
-        _login(editor, "editor1")
+        staff_login(editor, "editor1")
         html = editor.get("/staff/catalog/check").text
     assert "食品经营许可证核发" in html
     assert "法定代表人身份证明" in html
@@ -267,10 +249,10 @@ def test_staff_edit_keeps_situation_questions_the_form_does_not_show(
         "situation-1-name": "延续（改名）",
     }
     with httpx.Client(base_url=base_url) as editor:
-        _login(editor, "editor1")
+        staff_login(editor, "editor1")
         form = editor.get("/staff/catalog/items/11110000TEST0003/edit").text
         saved = editor.post(
-            "/staff/catalog/items/11110000TEST0003/edit", data=base | {"csrf_token": _csrf(form)}
+            "/staff/catalog/items/11110000TEST0003/edit", data=base | {"csrf_token": csrf(form)}
         )
         assert saved.status_code == 303, saved.text
         # removing a situation a question still names is refused with a message, not silently dropped
@@ -278,7 +260,7 @@ def test_staff_edit_keeps_situation_questions_the_form_does_not_show(
         removed = {k: v for k, v in base.items() if not k.startswith("situation-1")}
         refused = editor.post(
             "/staff/catalog/items/11110000TEST0003/edit",
-            data=removed | {"csrf_token": _csrf(form), "expected_version": "2"},
+            data=removed | {"csrf_token": csrf(form), "expected_version": "2"},
         )
         assert refused.status_code == 422
         assert "renew" in refused.text

@@ -131,8 +131,18 @@ def test_agents_are_configured_by_operators_only(
     assert saved.json()["version"] == 1
     listed = client.get("/api/v1/consult/agents").json()
     assert [a["code"] for a in listed] == ["housing"]
+    assert saved.headers["ETag"] == 'W/"housing-1"'
+    stale = client.put(
+        "/api/v1/consult/agents/housing",
+        json={**agent, "name": "住房"},
+        headers={**operator, "If-Match": 'W/"housing-0"'},
+    )
+    assert stale.status_code == 412
+    assert stale.headers["content-type"].startswith(PROBLEM)
     disabled = client.put(
-        "/api/v1/consult/agents/housing", json={**agent, "enabled": False}, headers=operator
+        "/api/v1/consult/agents/housing",
+        json={**agent, "enabled": False},
+        headers={**operator, "If-Match": saved.headers["ETag"]},
     ).json()
     assert disabled["version"] == 2
     assert client.get("/api/v1/consult/agents").json() == []  # the public sees enabled agents only

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.conftest import make_account
+from tests.conftest import csrf, make_account
 from tests.web import conftest as web
 from tests.web.test_accessibility import AXE, TAGS
 from tongban.consult import service as consult_service
@@ -45,12 +45,6 @@ browser = web.browser  # the shared Chromium fixture (Debian's), for the browser
 
 DEFER_Q = "受疫情影响的企业缓缴社会保险费，缓缴期限最长多久？"
 REFUSED_Q = "拉萨市对中小企业房租有什么减免政策？"
-
-
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
-    assert match, "form without a CSRF token"
-    return match.group(1)
 
 
 def _policy(title: str, text: str) -> EntryContent:
@@ -82,7 +76,7 @@ def kb(session: Session, clock: FixedClock) -> dict[str, str]:
 
 
 def _post(client: httpx.Client, path: str = "/consult", **fields: str) -> httpx.Response:
-    token = _csrf(client.get("/consult").text)
+    token = csrf(client.get("/consult").text)
     return client.post(path, data={"csrf_token": token, **fields})
 
 

@@ -20,7 +20,7 @@ from tongban.consult.schemas import AgentIn, ConsultIn, RefusalReason
 from tongban.core import auth
 from tongban.core.auth import ANONYMOUS
 from tongban.core.clock import FixedClock
-from tongban.core.errors import Forbidden, NotFound
+from tongban.core.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from tongban.core.llm import OpenAICompatible
 from tongban.knowledge import service as knowledge
 from tongban.knowledge.schemas import EntryContent
@@ -263,9 +263,20 @@ def test_agents_are_configured_without_code_and_route_questions(
     )
     with pytest.raises(Forbidden):
         service.save_agent(kb, citizen, agent, clock=clock)
-    saved = service.save_agent(kb, operator, agent, clock=clock)
+    saved = service.save_agent(kb, operator, agent, clock=clock, create=True)
     assert saved.version == 1
-    assert service.save_agent(kb, operator, agent, clock=clock).version == 2
+    with pytest.raises(Conflict):
+        service.save_agent(kb, operator, agent, clock=clock, create=True)
+    assert (
+        service.save_agent(kb, operator, agent, clock=clock).version == 1
+    )  # the same values: no new version
+    changed = agent.model_copy(update={"examples": [*agent.examples, "社保费缓缴要多久审核？"]})
+    assert service.save_agent(kb, operator, changed, clock=clock, expected_version=1).version == 2
+    with pytest.raises(PreconditionFailed):
+        service.save_agent(kb, operator, agent, clock=clock, expected_version=1)
+    assert service.get_agent(kb, "social-insurance").version == 2
+    with pytest.raises(NotFound):
+        service.get_agent(kb, "nobody")
     out = ask(kb, holder, clock, "企业社保费可以缓缴吗？")
     assert out.agent == "social-insurance"
     assert "企业缓缴社会保险费有什么条件？" in out.next_questions

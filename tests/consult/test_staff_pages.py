@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.conftest import PASSWORD, make_account
+from tests.conftest import PASSWORD, csrf, make_account, staff_login
 from tests.web import conftest as web
 from tongban.consult import service as consult_service
 from tongban.consult.models import ConsultTurn
@@ -36,21 +36,6 @@ SUBSIDY_Q = "农机购置补贴最高能补多少钱？"
 NEXT_Q = "农机补贴要提交什么材料？"
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
-    assert match, "form without a CSRF token"
-    return match.group(1)
-
-
-def _login(client: httpx.Client, username: str) -> None:
-    form = client.get("/staff/login")
-    response = client.post(
-        "/staff/login",
-        data={"username": username, "password": PASSWORD, "next": "/staff", "csrf_token": _csrf(form.text)},
-    )
-    assert response.status_code == 303, response.text
-
-
 def _uid() -> str:
     return uuid.uuid4().hex[:8]
 
@@ -68,7 +53,7 @@ def staff(session: Session, clock: FixedClock) -> dict[str, str]:
 
 def _fields(html: str, agent_code: str, **changes: str | list[str] | None) -> dict[str, Any]:
     fields: dict[str, Any] = {
-        "csrf_token": _csrf(html),
+        "csrf_token": csrf(html),
         "code": agent_code,
         "name": "农机补贴",
         "name_en": "Farm machinery subsidies",
@@ -94,7 +79,7 @@ def test_an_operator_creates_and_edits_an_agent(
 ) -> None:
     code = f"nongji-{_uid()}"
     with httpx.Client(base_url=base_url) as operator:
-        _login(operator, staff["operator"])
+        staff_login(operator, staff["operator"])
         home = operator.get("/staff").text
         assert f'href="{AGENTS}"' in home  # the staff desk links to the agents
         listing = operator.get(AGENTS)
@@ -186,10 +171,10 @@ def test_the_agent_pages_need_sign_in_and_the_right(
     # a form post without the CSRF token is refused before anything else
     assert client.post(f"{AGENTS}/new", data={"code": "x"}).status_code == 403
     with httpx.Client(base_url=base_url) as outsider:
-        _login(outsider, staff["outsider"])
+        staff_login(outsider, staff["outsider"])
         for path in pages:
             assert outsider.get(path).status_code == 403, path
-        token = _csrf(outsider.get("/staff").text)
+        token = csrf(outsider.get("/staff").text)
         refused = outsider.post(f"{AGENTS}/new", data={"csrf_token": token, "code": "abc", "name": "x"})
         assert refused.status_code == 403
         assert "abc" not in {a.code for a in consult_service.list_agents(session)}
@@ -198,11 +183,11 @@ def test_the_agent_pages_need_sign_in_and_the_right(
 
 def test_an_unknown_agent_is_not_found(base_url: str, staff: dict[str, str]) -> None:
     with httpx.Client(base_url=base_url) as operator:
-        _login(operator, staff["operator"])
+        staff_login(operator, staff["operator"])
         missing = operator.get(f"{AGENTS}/no-such-agent/edit")
         assert missing.status_code == 404
         assert "<h1>" in missing.text
-        token = _csrf(operator.get(AGENTS).text)
+        token = csrf(operator.get(AGENTS).text)
         post = operator.post(f"{AGENTS}/no-such-agent/edit", data={"csrf_token": token, "name": "x"})
         assert post.status_code == 404
 
@@ -237,7 +222,7 @@ def test_bad_input_is_shown_on_the_form(
 ) -> None:
     code = f"ok-{_uid()}"
     with httpx.Client(base_url=base_url) as operator:
-        _login(operator, staff["operator"])
+        staff_login(operator, staff["operator"])
         form = operator.get(f"{AGENTS}/new").text
         response = operator.post(f"{AGENTS}/new", data=_fields(form, code, **changes))
         assert response.status_code == 422, response.text

@@ -14,27 +14,12 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.conftest import PASSWORD, make_account
+from tests.conftest import csrf, make_account, staff_login
 from tongban.core import auth
 from tongban.core.clock import FixedClock
 from tongban.knowledge import service
 from tongban.knowledge.pages import body_text, highlighted, parse_body
 from tongban.knowledge.schemas import EntryContent, SectionIn
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
-    assert match, "form without a CSRF token"
-    return match.group(1)
-
-
-def _login(client: httpx.Client, username: str) -> None:
-    form = client.get("/staff/login")
-    response = client.post(
-        "/staff/login",
-        data={"username": username, "password": PASSWORD, "next": "/staff", "csrf_token": _csrf(form.text)},
-    )
-    assert response.status_code == 303, response.text
 
 
 def _uid() -> str:
@@ -245,7 +230,7 @@ def test_staff_pages_need_sign_in_and_the_right(
     # a form post without the CSRF token is refused before anything else
     assert client.post("/staff/knowledge/new", data={"title": "x"}).status_code == 403
     with httpx.Client(base_url=base_url) as outsider:
-        _login(outsider, staff["outsider"])
+        staff_login(outsider, staff["outsider"])
         for path in STAFF_PAGES[:4]:
             assert outsider.get(path).status_code == 403, path
         home = outsider.get("/staff").text
@@ -262,13 +247,13 @@ def test_create_submit_publish_edit_and_diff_through_forms(
     eid = f"guide/{uid}"
     page = f"/staff/knowledge/entries/{eid}"
     with httpx.Client(base_url=base_url) as editor, httpx.Client(base_url=base_url) as reviewer:
-        _login(editor, staff["editor"])
+        staff_login(editor, staff["editor"])
         home = editor.get("/staff").text
         assert "/staff/knowledge/ops" in home
         form = editor.get("/staff/knowledge/new")
         assert form.status_code == 200
         fields = {
-            "csrf_token": _csrf(form.text),
+            "csrf_token": csrf(form.text),
             "external_id": eid,
             "title": "",  # missing: refused
             "kind": "guide",
@@ -290,7 +275,7 @@ def test_create_submit_publish_edit_and_diff_through_forms(
         assert "标题" in bad.text
         assert f'value="{eid}"' in bad.text  # what was typed is kept
         assert "承诺时限：7个工作日</textarea>" in bad.text
-        fields |= {"title": "护照到期换发", "csrf_token": _csrf(bad.text)}
+        fields |= {"title": "护照到期换发", "csrf_token": csrf(bad.text)}
         dates = editor.post("/staff/knowledge/new", data=fields | {"expires_on": "2025-01-01"})
         assert dates.status_code == 422  # expires before it takes effect
         assert "expires_on is before effective_from" in dates.text
@@ -307,15 +292,15 @@ def test_create_submit_publish_edit_and_diff_through_forms(
         assert "条目已创建为草稿" in draft
         assert f'action="{page}/submit"' in draft
         assert f'action="{page}/publish"' not in draft  # an editor cannot publish
-        submitted = editor.post(f"{page}/submit", data={"csrf_token": _csrf(draft)})
+        submitted = editor.post(f"{page}/submit", data={"csrf_token": csrf(draft)})
         assert submitted.status_code == 303
         assert f'action="{page}/submit"' not in editor.get(page).text
 
-        _login(reviewer, staff["reviewer"])
+        staff_login(reviewer, staff["reviewer"])
         review = reviewer.get(page).text
         assert f'action="{page}/publish"' in review
         assert f'action="{page}/reject"' in review
-        done = reviewer.post(f"{page}/publish", data={"csrf_token": _csrf(review), "note": "同意"})
+        done = reviewer.post(f"{page}/publish", data={"csrf_token": csrf(review), "note": "同意"})
         assert done.status_code == 303
         published = reviewer.get(done.headers["location"]).text
         assert "已发布" in published
@@ -333,7 +318,7 @@ def test_create_submit_publish_edit_and_diff_through_forms(
         assert "# 办理条件" in edit
         assert 'value="个人, 外籍人士"' in edit
         change = fields | {
-            "csrf_token": _csrf(edit),
+            "csrf_token": csrf(edit),
             "expected_version": "1",
             "body": fields["body"].replace("7个工作日", "5个工作日"),
             "note": "缩短时限",
@@ -368,29 +353,29 @@ def test_reject_withdraw_and_confirm_through_forms(
     ingest(session, clock, f"faq/{uid}", "居住证签注", "居住证每年签注一次。")
     page = f"/staff/knowledge/entries/faq/{uid}"
     with httpx.Client(base_url=base_url) as editor, httpx.Client(base_url=base_url) as reviewer:
-        _login(editor, staff["editor"])
-        _login(reviewer, staff["reviewer"])
+        staff_login(editor, staff["editor"])
+        staff_login(reviewer, staff["reviewer"])
         edit = editor.get(f"{page}/edit").text
         values = {
-            "csrf_token": _csrf(edit),
+            "csrf_token": csrf(edit),
             "expected_version": "1",
             "title": "居住证签注",
             "kind": "faq",
             "body": "居住证每两年签注一次。",
         }
         assert editor.post(f"{page}/edit", data=values).status_code == 303
-        editor.post(f"{page}/submit", data={"csrf_token": _csrf(edit)})
+        editor.post(f"{page}/submit", data={"csrf_token": csrf(edit)})
         review = reviewer.get(page).text
-        returned = reviewer.post(f"{page}/reject", data={"csrf_token": _csrf(review), "note": "依据不足"})
+        returned = reviewer.post(f"{page}/reject", data={"csrf_token": csrf(review), "note": "依据不足"})
         assert returned.status_code == 303
         after = reviewer.get(returned.headers["location"]).text
         assert "修改已退回编辑人" in after
         assert "<td>已退回</td>" in after
         assert f'action="{page}/submit"' not in after  # a returned change is edited, not resubmitted
 
-        confirmed = editor.post(f"{page}/confirm", data={"csrf_token": _csrf(edit)})
+        confirmed = editor.post(f"{page}/confirm", data={"csrf_token": csrf(edit)})
         assert confirmed.status_code == 303
-        withdrawn = reviewer.post(f"{page}/withdraw", data={"csrf_token": _csrf(after), "note": "政策调整"})
+        withdrawn = reviewer.post(f"{page}/withdraw", data={"csrf_token": csrf(after), "note": "政策调整"})
         assert withdrawn.status_code == 303
         assert "已撤回" in reviewer.get(page).text
     assert httpx.get(f"{base_url}/knowledge/faq/{uid}").status_code == 404
@@ -405,7 +390,7 @@ def test_staff_list_filters(
     )
     ingest(session, clock, f"faq/{uid}", f"养老保险怎么查{uid}", "可在网上查询缴费记录。")
     with httpx.Client(base_url=base_url) as editor:
-        _login(editor, staff["editor"])
+        staff_login(editor, staff["editor"])
         html = editor.get("/staff/knowledge", params={"q": uid, "kind": "policy", "status": ""}).text
         assert f"养老保险缴费办法{uid}" in html
         assert f"养老保险怎么查{uid}" not in html
@@ -425,7 +410,7 @@ def test_ops_page_lists_conflicts_and_misses(
     httpx.get(f"{base_url}/search", params={"q": "zqxjvw"})
     httpx.get(f"{base_url}/search", params={"q": "zqxjvw"})
     with httpx.Client(base_url=base_url) as editor:
-        _login(editor, staff["editor"])
+        staff_login(editor, staff["editor"])
         html = editor.get("/staff/knowledge/ops").text
     conflicts = html[html.index('id="s-conflicts"') : html.index('id="s-misses"')]
     assert "同一事项" in conflicts
@@ -446,18 +431,23 @@ def test_lexicon_propose_approve_and_search(
     uid = _uid()
     ingest(session, clock, f"faq/{uid}", "机动车驾驶证换证", "机动车驾驶证有效期满前九十日内换证。")
     with httpx.Client(base_url=base_url) as editor, httpx.Client(base_url=base_url) as reviewer:
-        _login(editor, staff["editor"])
+        staff_login(editor, staff["editor"])
         page = editor.get("/staff/knowledge/lexicon").text
         bad = editor.post(
             "/staff/knowledge/lexicon",
-            data={"csrf_token": _csrf(page), "kind": "synonym", "term": "车本", "canonical": ""},
+            data={"csrf_token": csrf(page), "kind": "synonym", "term": "车本", "canonical": ""},
         )
         assert bad.status_code == 422
         assert "a synonym needs the canonical" in bad.text
         assert 'value="车本"' in bad.text
         proposed = editor.post(
             "/staff/knowledge/lexicon",
-            data={"csrf_token": _csrf(page), "kind": "synonym", "term": "车本", "canonical": "机动车驾驶证"},
+            data={
+                "csrf_token": csrf(page),
+                "kind": "synonym",
+                "term": "车本",
+                "canonical": "机动车驾驶证",
+            },
         )
         assert proposed.status_code == 303
         listed = editor.get(proposed.headers["location"]).text
@@ -465,15 +455,20 @@ def test_lexicon_propose_approve_and_search(
         assert "/approve" not in listed  # editors propose; reviewers decide
         again = editor.post(
             "/staff/knowledge/lexicon",
-            data={"csrf_token": _csrf(page), "kind": "synonym", "term": "车本", "canonical": "机动车驾驶证"},
+            data={
+                "csrf_token": csrf(page),
+                "kind": "synonym",
+                "term": "车本",
+                "canonical": "机动车驾驶证",
+            },
         )
         assert again.status_code == 409
 
-        _login(reviewer, staff["reviewer"])
+        staff_login(reviewer, staff["reviewer"])
         review = reviewer.get("/staff/knowledge/lexicon").text
         match = re.search(r'action="(/staff/knowledge/lexicon/\d+/approve)"', review)
         assert match
-        approved = reviewer.post(match.group(1), data={"csrf_token": _csrf(review)})
+        approved = reviewer.post(match.group(1), data={"csrf_token": csrf(review)})
         assert approved.status_code == 303
         assert "已批准" in reviewer.get(approved.headers["location"]).text
 

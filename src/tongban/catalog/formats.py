@@ -40,6 +40,7 @@ from tongban.catalog.vocab import (
     MaterialForm,
     MaterialSource,
 )
+from tongban.core.text import chinese_number
 
 __all__ = [
     "CSV_COLUMNS",
@@ -131,19 +132,6 @@ def _format_validation_error(exc: ValidationError, names: dict[str, str] | None 
 # Time limits
 
 
-_ZH_NUMBERS = {
-    "一": 1,
-    "二": 2,
-    "两": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-    "十": 10,
-}
 _LIMIT_RE = re.compile(
     r"^(?P<n>\d{1,6})\s*"
     r"(?:[(（]\s*(?P<u1>工作日|自然日)\s*[)）]"
@@ -253,7 +241,10 @@ _NOTE_MAX = 2000
 
 
 def _zh_number(text: str) -> int:
-    return int(text) if text.isdigit() else _ZH_NUMBERS[text]
+    value = chinese_number(text)
+    if value is None:
+        raise ValueError(f"{text!r} is not a number")
+    return value
 
 
 def _material_form(name: str) -> MaterialForm | None:

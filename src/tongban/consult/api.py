@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request, Response
 
 from tongban.consult import service
 from tongban.consult.schemas import AgentIn, AgentOut, ConsultIn, ConsultOut
 from tongban.core import auth
-from tongban.core.http import ClockDep, DbSession, RawBody, idempotent, public_with_principal, require
+from tongban.core.errors import InvalidInput
+from tongban.core.http import (
+    ClockDep,
+    DbSession,
+    RawBody,
+    idempotent,
+    parse_if_match,
+    public_with_principal,
+    require,
+)
 from tongban.core.llm import get_chat_model
 from tongban.knowledge.api import Holder
 
@@ -60,11 +69,20 @@ def agents(session: DbSession, principal: Anyone) -> list[AgentOut]:
 
 @router.put("/consult/agents/{code}")
 def save_agent(
-    code: str, body: AgentIn, session: DbSession, clock: ClockDep, principal: Operator
+    code: str,
+    body: AgentIn,
+    response: Response,
+    session: DbSession,
+    clock: ClockDep,
+    principal: Operator,
+    if_match: Annotated[str | None, Header()] = None,
 ) -> AgentOut:
-    """Create or replace an agent; the code in the path and the body must agree."""
+    """Create or replace an agent; the code in the path and the body must agree. Send ``If-Match`` with the
+    ``ETag`` you read to refuse replacing a version someone saved since (412)."""
     if body.code != code:
-        from tongban.core.errors import InvalidInput
-
         raise InvalidInput("the agent code in the path and in the body differ")
-    return service.save_agent(session, principal, body, clock=clock)
+    agent = service.save_agent(
+        session, principal, body, clock=clock, expected_version=parse_if_match(if_match)
+    )
+    response.headers["ETag"] = f'W/"{agent.code}-{agent.version}"'
+    return agent

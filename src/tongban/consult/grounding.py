@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from tongban.core.text import NUMERAL_CHARS, arabic_numbers
 from tongban.knowledge.service import normalize_text
 
 #: A sentence written in Chinese is supported when this share of its character bigrams occurs in one
@@ -27,23 +28,6 @@ _LATIN_SENTENCE = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9\"'(])")
 _HAN = re.compile(r"[\u3400-\u9fff]")
 _HAN_RUN = re.compile(r"[\u3400-\u9fff]+")
 _ALNUM = re.compile(r"[a-z0-9]+")
-_CN_NUM = "零〇一二两三四五六七八九十百千万亿"
-_CN_VALUES = {
-    "零": 0,
-    "〇": 0,
-    "一": 1,
-    "二": 2,
-    "两": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-}
-_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
-_CN_BIG = {"万": 10_000, "亿": 100_000_000}
 #: Units that make a number a fact worth checking (amounts, limits, shares, counts, dates).
 _UNIT = (
     r"(?:个工作日|工作日|自然日|个月|小时|分钟|周岁|年度|万元|亿元|千元|元|%|％|‰|倍|天|日|月|年|岁|人次|人|户|"
@@ -51,7 +35,7 @@ _UNIT = (
 )
 _ARABIC_FACT = re.compile(r"\d+(?:[.,]\d+)*\s*" + _UNIT)
 _CN_FACT = re.compile(
-    rf"[{_CN_NUM}]{{2,}}{_UNIT}|[零〇一二两三四五六七八九十](?:个工作日|工作日|个月|万元|亿元|元|倍|天|周岁|岁)"
+    rf"[{NUMERAL_CHARS}]{{2,}}{_UNIT}|[零〇一二两三四五六七八九十](?:个工作日|工作日|个月|万元|亿元|元|倍|天|周岁|岁)"
 )
 _DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*日)?|\d{1,2}\s*月\s*\d{1,2}\s*日")
 _TITLE = re.compile(r"《[^《》]{1,60}》|〔\d{4}〕\d+号|\[\d{4}\]\d+号")
@@ -70,45 +54,6 @@ _QUOTED = re.compile(r"[“\"「]([^“”\"「」]{2,30})[”\"」]")
 def normalise(text: str) -> str:
     """Text as the checks compare it: normalised, spaces removed, Chinese numerals in Arabic digits."""
     return re.sub(r"\s+", "", arabic_numbers(normalize_text(text)))
-
-
-def _cn_value(run: str) -> int | None:
-    total, section, current = 0, 0, 0
-    seen = False
-    for ch in run:
-        if ch in _CN_VALUES:
-            current = _CN_VALUES[ch]
-            seen = True
-        elif ch in _CN_UNITS:
-            section += (current or 1) * _CN_UNITS[ch]
-            current = 0
-            seen = True
-        elif ch in _CN_BIG:
-            total += (section + current) * _CN_BIG[ch]
-            section, current = 0, 0
-        else:
-            return None
-    return total + section + current if seen else None
-
-
-def arabic_numbers(text: str) -> str:
-    """Chinese numerals written out (十五, 二百五十, 一千二百万) become Arabic digits.
-
-    A single ``一`` or ``两`` alone is left as it is (一律, 两会 are words, not numbers); runs that end in
-    万 or 亿 keep that unit (五十万元 → 50万元), as amounts are written in the documents.
-    """
-
-    def repl(match: re.Match[str]) -> str:
-        run = match.group(0)
-        big = ""
-        if run[-1] in _CN_BIG and len(run) > 1:
-            run, big = run[:-1], run[-1]
-        if len(run) == 1 and run in "一两万亿千百":
-            return match.group(0)
-        value = _cn_value(run)
-        return match.group(0) if value is None else f"{value}{big}"
-
-    return re.sub(rf"[{_CN_NUM}]+", repl, text)
 
 
 def sentences(text: str) -> list[str]:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from sqlalchemy.orm import Session
@@ -23,9 +21,7 @@ from tongban.catalog.schemas import ItemContent, Material, SituationOption, Situ
 from tongban.catalog.vocab import MaterialSource, label
 from tongban.core.auth import ANONYMOUS
 from tongban.core.errors import InvalidInput, NotFound
-
-if TYPE_CHECKING:
-    import opencc
+from tongban.core.text import to_traditional
 
 LANGUAGES = ("zh-Hans", "zh-Hant", "en")
 #: The key of the implicit question of an item with situations but no questions of its own.
@@ -293,15 +289,8 @@ def _fees(content: ItemContent, en: bool) -> list[str]:
 # -- Traditional Chinese ------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _s2t() -> opencc.OpenCC:
-    import opencc
-
-    return opencc.OpenCC("s2t")
-
-
 def _hant(text: str) -> str:
-    return str(_s2t().convert(text))
+    return to_traditional(text)
 
 
 def _opt(convert: Callable[[str], str], text: str | None) -> str | None:

@@ -33,7 +33,7 @@ from tongban.consult.schemas import AgentIn, AgentOut, ConsultIn, ConsultOut, Re
 from tongban.consult.schemas import Language as AnswerLanguage
 from tongban.core import auth
 from tongban.core.clock import Clock
-from tongban.core.errors import DomainError, InvalidInput, NotFound
+from tongban.core.errors import Conflict, DomainError, InvalidInput, PreconditionFailed
 from tongban.core.http import (
     ClockDep,
     DbSession,
@@ -588,14 +588,6 @@ def validate_agent(
     return (None, errors) if errors else (data, {})
 
 
-def find_agent(session: Session, code: str) -> AgentOut:
-    """The agent with that code, enabled or not; :class:`NotFound` when there is none."""
-    for agent in service.list_agents(session):
-        if agent.code == code:
-            return agent
-    raise NotFound(f"no consultation agent {code!r}")
-
-
 def agent_url(code: str) -> str:
     return "/staff/consult/agents/" + quote(code, safe="") + "/edit"
 
@@ -685,10 +677,11 @@ def create_agent(
     data, errors = validate_agent(values, None, lang)
     if data is None:
         return _agent_edit_page(request, lang, form=values, agent=None, errors=errors, status=422)
-    if any(a.code == data.code for a in service.list_agents(session)):
+    try:
+        service.save_agent(session, principal, data, clock=clock, create=True)
+    except Conflict:
         errors = {"code": lang.gettext("An agent with this code exists already; edit that one instead.")}
         return _agent_edit_page(request, lang, form=values, agent=None, errors=errors, status=409)
-    service.save_agent(session, principal, data, clock=clock)
     return RedirectResponse("/staff/consult/agents?notice=created", status_code=303)
 
 
@@ -696,7 +689,7 @@ def create_agent(
 def edit_agent_form(
     request: Request, code: str, session: DbSession, lang: LanguageDep, principal: Operator
 ) -> Response:
-    agent = find_agent(session, code)
+    agent = service.get_agent(session, code)
     return _agent_edit_page(request, lang, form=agent_form(agent), agent=agent)
 
 
@@ -710,14 +703,22 @@ def update_agent(
     principal: Operator,
     form: Posted,
 ) -> Response:
-    agent = find_agent(session, code)
+    agent = service.get_agent(session, code)
     values = read_agent_form(form)
     values.text["code"] = agent.code  # the code cannot change
     data, errors = validate_agent(values, agent.code, lang)
     if data is None:
         return _agent_edit_page(request, lang, form=values, agent=agent, errors=errors, status=422)
     expected = values.text["expected_version"]
-    if expected.isdigit() and int(expected) != agent.version:
+    try:
+        saved = service.save_agent(
+            session,
+            principal,
+            data,
+            clock=clock,
+            expected_version=int(expected) if expected.isdigit() else None,
+        )
+    except PreconditionFailed:
         # Saved by someone else since the form was opened: show the form again, now based on their
         # version, so that saving once more knowingly replaces it.
         message = lang.gettext(
@@ -727,11 +728,8 @@ def update_agent(
         values.text["expected_version"] = str(agent.version)
         errors = {"expected_version": message}
         return _agent_edit_page(request, lang, form=values, agent=agent, errors=errors, status=412)
-    current = AgentIn.model_validate(agent.model_dump(include=set(AgentIn.model_fields)))
-    if data == current:
-        return RedirectResponse("/staff/consult/agents?notice=unchanged", status_code=303)
-    service.save_agent(session, principal, data, clock=clock)
-    return RedirectResponse("/staff/consult/agents?notice=saved", status_code=303)
+    notice = "unchanged" if saved.version == agent.version else "saved"
+    return RedirectResponse(f"/staff/consult/agents?notice={notice}", status_code=303)
 
 
 # --- Situation guidance (情形引导) ---------------------------------------------------------------------

@@ -50,8 +50,9 @@ from tongban.consult.schemas import (
 from tongban.core.audit import record as audit
 from tongban.core.auth import Principal
 from tongban.core.clock import Clock
-from tongban.core.errors import Forbidden, NotFound
+from tongban.core.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from tongban.core.llm import ChatMessage, ChatModel, LLMError
+from tongban.core.text import to_traditional
 from tongban.knowledge import service as knowledge
 
 log = structlog.get_logger(__name__)
@@ -119,9 +120,7 @@ def reason_text(reason: RefusalReason, language: Language, names: Sequence[str] 
 
 
 def _hant(text: str) -> str:
-    import opencc
-
-    return str(opencc.OpenCC("s2t").convert(text))
+    return to_traditional(text)
 
 
 # -- documents --------------------------------------------------------------------------------------------
@@ -259,16 +258,44 @@ def list_agents(session: Session, *, enabled_only: bool = False) -> list[AgentOu
     return [_agent_out(a) for a in session.scalars(query)]
 
 
-def save_agent(session: Session, principal: Principal, data: AgentIn, *, clock: Clock) -> AgentOut:
-    """Create or replace an agent (operators configure agents without code); audited."""
+def get_agent(session: Session, code: str) -> AgentOut:
+    """The agent with that code, enabled or not; :class:`NotFound` when there is none."""
+    agent = session.scalar(select(ConsultAgent).where(ConsultAgent.code == code))
+    if agent is None:
+        raise NotFound(f"no consultation agent {code!r}")
+    return _agent_out(agent)
+
+
+def save_agent(
+    session: Session,
+    principal: Principal,
+    data: AgentIn,
+    *,
+    clock: Clock,
+    expected_version: int | None = None,
+    create: bool = False,
+) -> AgentOut:
+    """Create or replace an agent (operators configure agents without code); audited and versioned.
+
+    ``create`` refuses a code that exists (409); ``expected_version`` refuses a change to an agent saved
+    by someone else since (412). Saving the same values again makes no new version.
+    """
     if not principal.can(PERMISSION_AGENTS):
         raise Forbidden("configuring consultation agents needs the consult:agents permission")
     agent = session.scalar(select(ConsultAgent).where(ConsultAgent.code == data.code).with_for_update())
     values = data.model_dump()
     values["scope"] = scope_filters(values["scope"])
+    if agent is not None and create:
+        raise Conflict(f"an agent with the code {data.code!r} exists already")
+    if agent is not None and expected_version is not None and expected_version != agent.version:
+        raise PreconditionFailed(
+            f"agent {data.code!r} is at version {agent.version}, not {expected_version}: saved since"
+        )
     if agent is None:
         agent = ConsultAgent(version=1, updated_at=clock.now(), updated_by=principal.username, **values)
         session.add(agent)
+    elif all(getattr(agent, key) == value for key, value in values.items()):
+        return _agent_out(agent)
     else:
         for key, value in values.items():
             setattr(agent, key, value)

@@ -29,6 +29,7 @@ from tongban.core import audit, events
 from tongban.core.auth import ANONYMOUS, Principal
 from tongban.core.clock import Clock
 from tongban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from tongban.core.text import chinese_number
 from tongban.knowledge import repository as repo
 from tongban.knowledge.embedding import Embedder, from_bytes, text_hash, to_bytes
 from tongban.knowledge.index import IndexedEntry, IndexedPassage, SearchIndex, SearchOutcome
@@ -541,24 +542,11 @@ _FACT_PATTERNS: dict[str, re.Pattern[str]] = {
     "fee": re.compile(r"(?:收费标准|收费|费用)[为是：:\s]*((?:不收费|免费|无)|[0-9０-９.]+\s*元)"),
     "place": re.compile(r"(?:办理地点|受理地点|办事地点)[为是：:\s]*([^。；;\n]{4,120})"),
 }
-_CN_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 
 
 def _cn_number(text: str) -> str:
-    text = normalize(text)
-    if text.isdigit():
-        return str(int(text))
-    total, current = 0, 0
-    for ch in text:
-        if ch in _CN_DIGITS:
-            current = _CN_DIGITS[ch]
-        elif ch == "十":
-            total += (current or 1) * 10
-            current = 0
-        elif ch == "百":
-            total += (current or 1) * 100
-            current = 0
-    return str(total + current)
+    value = chinese_number(normalize(text))
+    return str(value if value is not None else 0)
 
 
 def _normalise_fact(attribute: str, value: str) -> str:

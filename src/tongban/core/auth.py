@@ -35,6 +35,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "knowledge:publish",
             "consult:agents",
             "consult:read",
+            "intake:profiles",
+            "intake:sensitive",
+            "intake:forms",
+            "intake:forms_publish",
             "audit:read",
             "accounts:manage",
         }
@@ -44,6 +48,13 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "knowledge_editor": frozenset({"knowledge:edit"}),
     "knowledge_reviewer": frozenset({"knowledge:edit", "knowledge:review", "knowledge:publish"}),
     "consult_operator": frozenset({"consult:agents", "consult:read"}),
+    #: A counter officer (综窗): reads and records profiles; sensitive values stay masked.
+    "intake_officer": frozenset({"intake:profiles"}),
+    #: A supervisor who may see sensitive personal data unmasked.
+    "intake_supervisor": frozenset({"intake:profiles", "intake:sensitive"}),
+    #: Writes application forms; a form publisher (another person) publishes them.
+    "intake_form_editor": frozenset({"intake:forms"}),
+    "intake_form_publisher": frozenset({"intake:forms", "intake:forms_publish"}),
     "auditor": frozenset({"audit:read"}),
 }
 
@@ -125,6 +136,10 @@ def create_account(
     session.add(account)
     session.flush()
     return account
+
+
+def account_by_username(session: Session, username: str) -> Account | None:
+    return session.scalar(select(Account).where(Account.username == username))
 
 
 def set_password(session: Session, *, username: str, password: str) -> None:

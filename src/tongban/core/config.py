@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from tongban.core.crypto import Sealer
 
 
 class Settings(BaseSettings):
@@ -20,6 +23,11 @@ class Settings(BaseSettings):
     database_url: str = ""
     #: Secret for signing tokens. Empty means a random one is generated once into ``<data_dir>/secret.key``.
     secret_key: SecretStr = SecretStr("")
+    #: Key sealing personal data at rest (base64 of 32 bytes). Empty means one is generated once into
+    #: ``<data_dir>/data.key`` (the embedded default); production sets it from its secret store.
+    data_key: SecretStr = SecretStr("")
+    #: Retired data keys (comma-separated), still used to open values sealed before a rotation.
+    data_keys_retired: SecretStr = SecretStr("")
     host: str = "127.0.0.1"
     port: int = 8000
     #: Mark cookies Secure and send HSTS; set when served over HTTPS (always in production).
@@ -30,6 +38,8 @@ class Settings(BaseSettings):
     log_json: bool = True
     #: Largest request body accepted, in bytes.
     max_body_bytes: int = 2_000_000
+    #: Largest file upload accepted, in bytes (scanned certificates are larger than other requests).
+    max_upload_bytes: int = 20 * 1024 * 1024 + 64 * 1024
     #: Semantic search model: ``e5`` (multilingual-e5-small, bundled, CPU) or ``none`` (lexical only).
     embedding: Literal["e5", "none"] = "e5"
     #: Threads the embedding model uses per process (on a 2-core machine 1 is often fastest).
@@ -77,6 +87,26 @@ class Settings(BaseSettings):
         path.write_text(value)
         path.chmod(0o600)
         return value
+
+    def resolved_data_key(self) -> str:
+        if self.data_key.get_secret_value():
+            return self.data_key.get_secret_value()
+        from tongban.core.crypto import new_key
+
+        path = self.data_dir / "data.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = new_key()
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+    def sealer(self) -> Sealer:
+        from tongban.core.crypto import Sealer
+
+        retired = self.data_keys_retired.get_secret_value().split(",")
+        return Sealer(self.resolved_data_key(), retired)
 
 
 @lru_cache(maxsize=1)

@@ -59,3 +59,9 @@ class CalendarUnknown(DomainError):
     status = 422
     slug = "calendar-year-unknown"
     title = "Holiday schedule not known for that year"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"

@@ -24,7 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from tongban.core import auth
 from tongban.core.clock import Clock
 from tongban.core.config import Settings
+from tongban.core.crypto import Sealer
 from tongban.core.errors import DomainError, InvalidInput, Unauthenticated
+from tongban.core.files import FileStore
 from tongban.core.i18n import LANG_COOKIE, Language, get_language, negotiate
 from tongban.core.templating import render
 
@@ -49,6 +51,10 @@ class Runtime:
     sessions: sessionmaker[Session]
     clock: Clock
     secret: str
+    #: Seals personal data at rest (see :mod:`tongban.core.crypto`).
+    sealer: Sealer
+    #: Sealed files under ``<data_dir>/files`` (uploads, result documents).
+    files: FileStore
 
 
 def runtime(request: Request) -> Runtime:
@@ -76,6 +82,20 @@ def get_clock(request: Request) -> Clock:
 #: scope="function": commit before the response is sent, so a failed commit is never reported as success.
 DbSession = Annotated[Session, Depends(db_session, scope="function")]
 ClockDep = Annotated[Clock, Depends(get_clock)]
+
+
+def get_sealer(request: Request) -> Sealer:
+    return runtime(request).sealer
+
+
+SealerDep = Annotated[Sealer, Depends(get_sealer)]
+
+
+def get_files(request: Request) -> FileStore:
+    return runtime(request).files
+
+
+FilesDep = Annotated[FileStore, Depends(get_files)]
 
 
 def _token_from(request: Request) -> tuple[str | None, str | None]:
@@ -161,16 +181,34 @@ def require(permission: str) -> Callable[..., auth.Principal]:
         request: Request, principal: Annotated[auth.Principal, Depends(current_principal)]
     ) -> auth.Principal:
         principal.require(permission)
-        if (
-            request.method not in SAFE_METHODS
-            and getattr(request.state, "auth_via", None) == "cookie"
-            and not getattr(request.state, "csrf_verified", False)  # a form post checked by csrf_form
-            and not _csrf_valid(request, request.headers.get(CSRF_HEADER))
-        ):
-            raise CsrfFailed(f"send the {CSRF_HEADER} header with cookie-authenticated writes")
+        _check_csrf(request)
         return principal
 
     return _rule(f"require:{permission}", dependency)
+
+
+def _check_csrf(request: Request) -> None:
+    if (
+        request.method not in SAFE_METHODS
+        and getattr(request.state, "auth_via", None) == "cookie"
+        and not getattr(request.state, "csrf_verified", False)  # a form post checked by csrf_form
+        and not _csrf_valid(request, request.headers.get(CSRF_HEADER))
+    ):
+        raise CsrfFailed(f"send the {CSRF_HEADER} header with cookie-authenticated writes")
+
+
+def _holder(
+    request: Request, principal: Annotated[auth.Principal, Depends(current_principal)]
+) -> auth.Principal:
+    if not principal.is_authenticated:
+        raise Unauthenticated("sign in to do this")
+    _check_csrf(request)
+    return principal
+
+
+#: Rule: any signed-in account acting on its own records (its profile, its applications); what it may
+#: touch is checked in the service. Cookie-authenticated writes need CSRF.
+own_records = _rule("own-records", _holder)
 
 
 def signed_in(

@@ -24,6 +24,8 @@ ERROR_TITLES = (
     N_("Authentication required"),
     N_("Forbidden"),
     N_("Precondition failed"),
+    N_("Payload too large"),
+    N_("The application has problems to fix"),
     N_("Holiday schedule not known for that year"),
     N_("The form has expired"),
     N_("Not ready"),

@@ -8,12 +8,13 @@ from sqlalchemy import engine_from_config, pool
 import tongban.catalog.models
 import tongban.consult.models
 import tongban.core.models
+import tongban.intake.models
 import tongban.knowledge.models
 from tongban.core.db import Base
 
 config = context.config
 target_metadata = Base.metadata
-_models = (tongban.catalog.models, tongban.knowledge.models, tongban.consult.models)
+_models = (tongban.catalog.models, tongban.knowledge.models, tongban.consult.models, tongban.intake.models)
 
 
 def run() -> None:

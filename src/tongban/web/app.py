@@ -24,9 +24,11 @@ from tongban.core.clock import Clock, SystemClock
 from tongban.core.config import Settings
 from tongban.core.db import make_engine, make_sessionmaker
 from tongban.core.errors import DomainError, Unauthenticated
+from tongban.core.files import FileStore
 from tongban.core.http import Runtime, language, render_page
 from tongban.core.http import problem_response as problem
 from tongban.core.logging import configure_logging
+from tongban.intake import api as intake_api
 from tongban.knowledge import api as knowledge_api
 from tongban.knowledge import pages as knowledge_pages
 from tongban.web import api as web_api
@@ -115,6 +117,8 @@ def create_app(
         sessions=make_sessionmaker(engine),
         clock=clock or SystemClock(),
         secret=settings.resolved_secret(),
+        sealer=(sealer := settings.sealer()),
+        files=FileStore(settings.data_dir / "files", sealer),
     )
 
     @asynccontextmanager
@@ -142,11 +146,17 @@ def create_app(
         catalog_api.router,
         knowledge_api.router,
         consult_api.router,
+        intake_api.router,
         web_pages.router,
         catalog_pages.router,
         knowledge_pages.router,
         consult_pages.router,
     ):
         app.include_router(router)
-    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, https=settings.https)
+    app.add_middleware(
+        EdgeMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        https=settings.https,
+    )
     return app

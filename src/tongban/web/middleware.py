@@ -29,11 +29,23 @@ CSP = (
 )
 
 
+#: Paths that receive files: their bodies may be up to ``max_upload_bytes``.
+UPLOAD_PATHS = ("/api/v1/intake/uploads",)
+
+
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, https: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, https: bool, max_upload_bytes: int | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes or max_body_bytes
         self.https = https
+
+    def _limit(self, scope: Scope) -> int:
+        """File uploads may be larger than other bodies."""
+        path = str(scope.get("path", ""))
+        return self.max_upload_bytes if path.startswith(UPLOAD_PATHS) else self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,8 +60,9 @@ class EdgeMiddleware:
         started = time.perf_counter()
         status_holder = {"status": 500}
 
+        limit = self._limit(scope)
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+        if length is not None and (not length.isdigit() or int(length) > limit):
             await self._reject(scope, receive, send)
             self._finish(scope, 413, started, request_id)
             request_context.reset(token)
@@ -62,7 +75,7 @@ class EdgeMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     raise BodyTooLarge
             return message
 
@@ -102,7 +115,7 @@ class EdgeMiddleware:
             request_context.reset(token)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        detail = f"the body exceeds {self.max_body_bytes} bytes"
+        detail = f"the body exceeds {self._limit(scope)} bytes"
         await problem_response(413, "payload-too-large", "Payload too large", detail)(scope, receive, send)
 
     def _finish(self, scope: Scope, status: int, started: float, request_id: str) -> None:

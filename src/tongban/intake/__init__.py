@@ -1,0 +1,1 @@
+"""Unified intake (办): profiles, forms, pre-check, submission, approval, deadlines and bundles."""

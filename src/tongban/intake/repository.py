@@ -1,0 +1,190 @@
+"""All SQL of intake."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tongban.intake.models import (
+    Application,
+    ApplicationEvent,
+    Consent,
+    ELicence,
+    IntakeForm,
+    Profile,
+    ProfileDatum,
+    ReceiptCounter,
+    Upload,
+)
+
+
+def profile(session: Session, profile_id: int) -> Profile | None:
+    return session.get(Profile, profile_id)
+
+
+def profiles_of_owner(session: Session, account_id: int, kind: str) -> list[Profile]:
+    stmt = (
+        select(Profile)
+        .where(Profile.owner_account_id == account_id, Profile.kind == kind)
+        .order_by(Profile.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def profile_by_digest(session: Session, kind: str, digest: str) -> Profile | None:
+    stmt = select(Profile).where(Profile.kind == kind, Profile.subject_digest == digest)
+    return session.scalars(stmt).first()
+
+
+def add(session: Session, row: object) -> None:
+    session.add(row)
+    session.flush()
+
+
+def current_data(session: Session, profile_id: int, keys: Iterable[str] | None = None) -> list[ProfileDatum]:
+    stmt = select(ProfileDatum).where(
+        ProfileDatum.profile_id == profile_id, ProfileDatum.superseded_at.is_(None)
+    )
+    if keys is not None:
+        stmt = stmt.where(ProfileDatum.key.in_(list(keys)))
+    return list(session.scalars(stmt.order_by(ProfileDatum.key)))
+
+
+def history(session: Session, profile_id: int, key: str) -> list[ProfileDatum]:
+    stmt = (
+        select(ProfileDatum)
+        .where(ProfileDatum.profile_id == profile_id, ProfileDatum.key == key)
+        .order_by(ProfileDatum.recorded_at.desc(), ProfileDatum.id.desc())
+    )
+    return list(session.scalars(stmt))
+
+
+def supersede(session: Session, datum_id: int, at: dt.datetime) -> None:
+    session.execute(update(ProfileDatum).where(ProfileDatum.id == datum_id).values(superseded_at=at))
+
+
+def consents(session: Session, profile_id: int) -> list[Consent]:
+    stmt = (
+        select(Consent)
+        .where(Consent.profile_id == profile_id)
+        .order_by(Consent.granted_at.desc(), Consent.id.desc())
+    )
+    return list(session.scalars(stmt))
+
+
+def active_consent(session: Session, profile_id: int, purpose: str, now: dt.datetime) -> Consent | None:
+    stmt = (
+        select(Consent)
+        .where(
+            Consent.profile_id == profile_id,
+            Consent.purpose == purpose,
+            Consent.revoked_at.is_(None),
+            (Consent.expires_at.is_(None)) | (Consent.expires_at > now),
+        )
+        .order_by(Consent.granted_at.desc())
+    )
+    return session.scalars(stmt).first()
+
+
+def licences(session: Session, profile_id: int) -> list[ELicence]:
+    stmt = (
+        select(ELicence)
+        .where(ELicence.holder_profile_id == profile_id)
+        .order_by(ELicence.licence_type, ELicence.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def licence_by_number(session: Session, licence_type: str, digest: str) -> ELicence | None:
+    stmt = select(ELicence).where(ELicence.licence_type == licence_type, ELicence.number_digest == digest)
+    return session.scalars(stmt).first()
+
+
+# --- forms and applications --------------------------------------------------------------------------
+
+
+def forms(session: Session, item_code: str) -> list[IntakeForm]:
+    stmt = select(IntakeForm).where(IntakeForm.item_code == item_code).order_by(IntakeForm.version.desc())
+    return list(session.scalars(stmt))
+
+
+def latest_form(session: Session, item_code: str) -> IntakeForm | None:
+    found = forms(session, item_code)
+    return found[0] if found else None
+
+
+def form(session: Session, item_code: str, version: int) -> IntakeForm | None:
+    stmt = select(IntakeForm).where(IntakeForm.item_code == item_code, IntakeForm.version == version)
+    return session.scalars(stmt).first()
+
+
+def published_form(session: Session, item_code: str) -> IntakeForm | None:
+    stmt = select(IntakeForm).where(IntakeForm.item_code == item_code, IntakeForm.state == "published")
+    return session.scalars(stmt).first()
+
+
+def uploads(session: Session, ids: Iterable[str]) -> list[Upload]:
+    wanted = list(ids)
+    if not wanted:
+        return []
+    return list(session.scalars(select(Upload).where(Upload.id.in_(wanted))))
+
+
+def uploads_of(session: Session, application_id: int) -> list[Upload]:
+    stmt = (
+        select(Upload).where(Upload.application_id == application_id).order_by(Upload.created_at, Upload.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def upload_exists(session: Session, key: str) -> bool:
+    return session.scalar(select(Upload.id).where(Upload.id == key)) is not None
+
+
+def stale_uploads(session: Session, cutoff: dt.datetime) -> list[Upload]:
+    stmt = select(Upload).where(Upload.application_id.is_(None), Upload.created_at < cutoff)
+    return list(session.scalars(stmt))
+
+
+def application_by_receipt(session: Session, receipt_no: str) -> Application | None:
+    return session.scalars(select(Application).where(Application.receipt_no == receipt_no)).first()
+
+
+def applications_of(session: Session, account_id: int, *, limit: int) -> list[Application]:
+    stmt = (
+        select(Application)
+        .where(Application.applicant_account_id == account_id)
+        .order_by(Application.submitted_at.desc(), Application.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def events(session: Session, application_id: int) -> list[ApplicationEvent]:
+    stmt = (
+        select(ApplicationEvent)
+        .where(ApplicationEvent.application_id == application_id)
+        .order_by(ApplicationEvent.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def next_receipt(session: Session, day: str) -> int:
+    """The next sequence number of ``day``; concurrent submissions wait on the counter row's lock."""
+    bumped = session.execute(
+        update(ReceiptCounter).where(ReceiptCounter.day == day).values(last=ReceiptCounter.last + 1)
+    )
+    if bumped.rowcount == 0:  # type: ignore[attr-defined]
+        try:
+            with session.begin_nested():
+                session.add(ReceiptCounter(day=day, last=1))
+            return 1
+        except IntegrityError:  # another transaction created the row first
+            session.execute(
+                update(ReceiptCounter).where(ReceiptCounter.day == day).values(last=ReceiptCounter.last + 1)
+            )
+    return int(session.scalar(select(ReceiptCounter.last).where(ReceiptCounter.day == day)) or 0)

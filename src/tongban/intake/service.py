@@ -1,0 +1,1297 @@
+"""Intake's public functions. Each takes a session and never commits (the caller's edge does).
+
+Profiles (一人一档, 一企一档): every datum carries its source and time; verified sources (e-licence,
+shared data, officer) cannot be overwritten by the holder; values are sealed at rest and masked by
+role. Use of the data is scoped by the holder's consent per purpose: prefill needs ``prefill``,
+exemption of materials needs ``exempt``; both are visible and revocable by the holder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from tongban.catalog import service as catalog
+from tongban.catalog.schemas import ItemOut
+from tongban.core import audit
+from tongban.core.auth import Principal
+from tongban.core.clock import Clock
+from tongban.core.crypto import Sealer
+from tongban.core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Unauthenticated,
+)
+from tongban.core.files import FileStore, new_file_key
+from tongban.intake import formdef, identifiers, uploads
+from tongban.intake import repository as repo
+from tongban.intake.models import (
+    Application,
+    ApplicationEvent,
+    Consent,
+    ELicence,
+    IntakeForm,
+    Profile,
+    ProfileDatum,
+)
+from tongban.intake.models import Upload as UploadRow
+from tongban.intake.precheck import PrecheckResult
+from tongban.intake.precheck import precheck as run_precheck
+from tongban.intake.schemas import (
+    ApplicationForm,
+    ApplicationOut,
+    ApplicationSummary,
+    ConsentOut,
+    DatumOut,
+    EventOut,
+    FindingOut,
+    FormOut,
+    LicenceOut,
+    MaterialStatus,
+    PrecheckOut,
+    Prefilled,
+    ProfileOut,
+    UploadOut,
+)
+from tongban.intake.vocab import (
+    DATA_KEYS,
+    PURPOSE_TEXT,
+    VERIFIED_SOURCES,
+    Classification,
+    DataKey,
+    DataSource,
+    ProfileKind,
+    Purpose,
+)
+
+#: Permission to read and record profiles at a counter (personal data shown unmasked).
+PROFILES = "intake:profiles"
+#: Permission to see sensitive data (ID numbers, ethnicity, marital status) unmasked.
+SENSITIVE = "intake:sensitive"
+
+#: Receipt numbers and days follow the city's clock.
+CHINA = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[a-z]{2,24}$", re.IGNORECASE)
+
+
+class PrecheckFailed(DomainError):
+    """Submission refused: the pre-check found errors (listed in ``findings``); nothing was stored."""
+
+    status = 422
+    slug = "precheck-failed"
+    title = "The application has problems to fix"
+
+
+# --- values ------------------------------------------------------------------------------------------
+
+
+def _coerce(spec: DataKey, value: Any) -> Any:
+    """The canonical value of ``spec`` from ``value``, or :class:`InvalidInput` naming what is wrong."""
+    where = f"{spec.key}: "
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidInput(where + "a value is required (to remove a value, ask an officer)")
+    try:
+        if spec.type == "id_number":
+            return identifiers.check_id_number(str(value)).number
+        if spec.type == "credit_code":
+            return identifiers.check_credit_code(str(value))
+        if spec.type == "mobile":
+            return identifiers.check_mobile(str(value))
+    except identifiers.IdentifierError as exc:
+        raise InvalidInput(where + exc.message_en, code=exc.code, message_zh=exc.message_zh) from exc
+    if spec.type == "email":
+        text = str(value).strip()
+        if not _EMAIL.match(text):
+            raise InvalidInput(where + "not an email address")
+        return text
+    if spec.type == "date":
+        try:
+            return dt.date.fromisoformat(str(value)).isoformat()
+        except ValueError as exc:
+            raise InvalidInput(where + "a date as YYYY-MM-DD") from exc
+    if spec.type in ("money", "integer"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInput(where + "a whole number ≥ 0" + (" (fen)" if spec.type == "money" else ""))
+        return value
+    if spec.type == "choice":
+        if value not in spec.choices:
+            raise InvalidInput(where + f"one of {', '.join(spec.choices)}")
+        return value
+    if not isinstance(value, str) or len(value.strip()) > 500:
+        raise InvalidInput(where + "text of at most 500 characters")
+    return value.strip()
+
+
+def _context(profile_id: int, key: str) -> str:
+    return f"intake_profile_datum:{profile_id}:{key}"
+
+
+def _open(sealer: Sealer, datum: ProfileDatum) -> Any:
+    return json.loads(sealer.open(datum.value_sealed, _context(datum.profile_id, datum.key)))
+
+
+def mask(spec_type: str, value: Any) -> str:
+    """A masked form of a value that keeps enough to recognise it (first and last characters)."""
+    text = str(value)
+    if spec_type == "id_number":
+        return identifiers.mask_id_number(text)
+    if spec_type == "mobile":
+        return identifiers.mask_mobile(text)
+    if spec_type == "date":
+        return text[:4] + "-**-**"
+    if spec_type == "email":
+        name, _, domain = text.partition("@")
+        return name[:1] + "***@" + domain
+    if len(text) <= 1:
+        return "*"
+    if len(text) <= 3:
+        return text[0] + "*" * (len(text) - 1)
+    return text[0] + "*" * (len(text) - 2) + text[-1]
+
+
+def _may_see(principal: Principal, profile: Profile, classification: Classification) -> bool:
+    if classification == Classification.PUBLIC:
+        return True
+    if principal.account_id is not None and principal.account_id == profile.owner_account_id:
+        return True
+    if classification == Classification.PERSONAL:
+        return principal.can(PROFILES)
+    return principal.can(SENSITIVE)
+
+
+# --- access ------------------------------------------------------------------------------------------
+
+
+def _owned(principal: Principal, profile: Profile) -> bool:
+    return principal.account_id is not None and principal.account_id == profile.owner_account_id
+
+
+def _readable(session: Session, principal: Principal, profile_id: int) -> Profile:
+    if not principal.is_authenticated:
+        raise Unauthenticated("sign in to see a profile")
+    profile = repo.profile(session, profile_id)
+    if profile is None or not (_owned(principal, profile) or principal.can(PROFILES)):
+        # Someone else's profile does not exist as far as the caller can tell.
+        raise NotFound(f"no profile {profile_id}")
+    return profile
+
+
+def my_profile(session: Session, principal: Principal, kind: ProfileKind, *, clock: Clock) -> Profile:
+    """The caller's own person profile (created on first use), or their first enterprise profile."""
+    if principal.account_id is None:
+        raise Unauthenticated("sign in to use your profile")
+    found = repo.profiles_of_owner(session, principal.account_id, kind.value)
+    if found:
+        return found[0]
+    if kind == ProfileKind.ENTERPRISE:
+        raise NotFound("you act for no enterprise yet; an officer links your account to one")
+    profile = Profile(kind=kind.value, owner_account_id=principal.account_id, created_at=clock.now())
+    repo.add(session, profile)
+    return profile
+
+
+def create_profile(
+    session: Session, principal: Principal, kind: ProfileKind, *, owner_account_id: int | None, clock: Clock
+) -> Profile:
+    """An officer opens a profile (an enterprise for its representative, or a person without an account)."""
+    principal.require(PROFILES)
+    profile = Profile(kind=kind.value, owner_account_id=owner_account_id, created_at=clock.now())
+    repo.add(session, profile)
+    audit.record(
+        session,
+        actor=principal,
+        action="intake.profile.create",
+        target_type="intake_profile",
+        target_id=str(profile.id),
+        clock=clock,
+        detail={"kind": kind.value, "owner_account_id": owner_account_id},
+    )
+    return profile
+
+
+def get_profile(session: Session, principal: Principal, profile_id: int) -> Profile:
+    return _readable(session, principal, profile_id)
+
+
+def view(
+    session: Session, principal: Principal, profile: Profile, *, sealer: Sealer, clock: Clock
+) -> ProfileOut:
+    """The profile as ``principal`` may see it; an officer's look at someone's personal data is audited."""
+    data: list[DatumOut] = []
+    shown: list[str] = []
+    for datum in repo.current_data(session, profile.id):
+        spec = DATA_KEYS.get(datum.key)
+        if spec is None:
+            continue
+        value = _open(sealer, datum)
+        visible = _may_see(principal, profile, spec.classification)
+        if visible and spec.classification != Classification.PUBLIC:
+            shown.append(datum.key)
+        data.append(
+            DatumOut(
+                key=datum.key,
+                label=spec.label,
+                label_en=spec.label_en,
+                classification=spec.classification,
+                value=value if visible else mask(spec.type, value),
+                masked=not visible,
+                source=DataSource(datum.source),
+                source_ref=datum.source_ref,
+                recorded_at=datum.recorded_at,
+                verified=datum.source in VERIFIED_SOURCES,
+            )
+        )
+    order = list(DATA_KEYS)
+    data.sort(key=lambda d: order.index(d.key))
+    if shown and not _owned(principal, profile):
+        audit.record(
+            session,
+            actor=principal,
+            action="intake.profile.view",
+            target_type="intake_profile",
+            target_id=str(profile.id),
+            clock=clock,
+            detail={"keys": shown},
+        )
+    now = clock.now()
+    own_or_officer = _owned(principal, profile) or principal.can(SENSITIVE)
+    return ProfileOut(
+        id=profile.id,
+        kind=ProfileKind(profile.kind),
+        data=data,
+        consents=[_consent_out(c, now) for c in repo.consents(session, profile.id)],
+        licences=[
+            _licence_out(sealer, lic, now.date(), unmasked=own_or_officer)
+            for lic in repo.licences(session, profile.id)
+        ],
+    )
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+
+def _subject_key(kind: str) -> str:
+    return "person.id_number" if kind == ProfileKind.PERSON else "enterprise.credit_code"
+
+
+def _record(
+    session: Session,
+    profile: Profile,
+    values: Mapping[str, Any],
+    *,
+    source: DataSource,
+    source_ref: str | None,
+    actor: str,
+    sealer: Sealer,
+    clock: Clock,
+    holder_writes: bool,
+) -> list[str]:
+    """Record ``values`` (already checked); returns the keys whose value changed."""
+    now = clock.now()
+    current = {d.key: d for d in repo.current_data(session, profile.id, values)}
+    changed: list[str] = []
+    for key, value in values.items():
+        old = current.get(key)
+        if old is not None:
+            if holder_writes and old.source in VERIFIED_SOURCES:
+                if _open(sealer, old) == value:
+                    continue
+                raise Conflict(
+                    f"{key} was verified by {old.source}"
+                    + (f" ({old.source_ref})" if old.source_ref else "")
+                    + "; ask the department that holds it to correct it",
+                    key=key,
+                )
+            if _open(sealer, old) == value and old.source == source.value and old.source_ref == source_ref:
+                continue
+            repo.supersede(session, old.id, now)
+        if key == _subject_key(profile.kind):
+            digest = sealer.digest(str(value), profile.kind)
+            other = repo.profile_by_digest(session, profile.kind, digest)
+            if other is not None and other.id != profile.id:
+                raise Conflict(
+                    f"{key} already belongs to another profile; an officer must merge the two", key=key
+                )
+            profile.subject_digest = digest
+        repo.add(
+            session,
+            ProfileDatum(
+                profile_id=profile.id,
+                key=key,
+                value_sealed=sealer.seal(json.dumps(value, ensure_ascii=False), _context(profile.id, key)),
+                source=source.value,
+                source_ref=source_ref,
+                recorded_at=now,
+                recorded_by=actor,
+            ),
+        )
+        changed.append(key)
+    return changed
+
+
+def _checked(profile: Profile, values: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        spec = DATA_KEYS.get(key)
+        if spec is None:
+            raise InvalidInput(f"{key}: unknown data key; see GET /api/v1/intake/data-keys", key=key)
+        if spec.kind != profile.kind:
+            raise InvalidInput(f"{key}: belongs to {spec.kind.value} profiles, not {profile.kind}", key=key)
+        out[key] = _coerce(spec, value)
+    _agree_with_id(out)
+    return out
+
+
+def _agree_with_id(values: dict[str, Any]) -> None:
+    """An ID number states a birth date and a sex: values recorded with it must agree."""
+    number = values.get("person.id_number")
+    if number is None:
+        return
+    parsed = identifiers.check_id_number(number)
+    if "person.birth_date" in values and values["person.birth_date"] != parsed.birth_date.isoformat():
+        raise InvalidInput("person.birth_date: does not match the date of birth in the ID number")
+    if "person.sex" in values and values["person.sex"] != parsed.sex:
+        raise InvalidInput("person.sex: does not match the sex stated by the ID number")
+
+
+def set_own_data(
+    session: Session,
+    principal: Principal,
+    profile: Profile,
+    values: Mapping[str, Any],
+    *,
+    sealer: Sealer,
+    clock: Clock,
+) -> list[str]:
+    """The holder records or corrects values they state themselves (source ``applicant``)."""
+    if not _owned(principal, profile):
+        raise NotFound(f"no profile {profile.id}")
+    checked = _checked(profile, values)
+    changed = _record(
+        session,
+        profile,
+        checked,
+        source=DataSource.APPLICANT,
+        source_ref=None,
+        actor=principal.username,
+        sealer=sealer,
+        clock=clock,
+        holder_writes=True,
+    )
+    if changed:
+        audit.record(
+            session,
+            actor=principal,
+            action="intake.profile.data",
+            target_type="intake_profile",
+            target_id=str(profile.id),
+            clock=clock,
+            detail={"keys": changed, "source": DataSource.APPLICANT.value},
+        )
+    return changed
+
+
+def record_data(
+    session: Session,
+    principal: Principal,
+    profile: Profile,
+    values: Mapping[str, Any],
+    *,
+    source: DataSource,
+    source_ref: str | None,
+    reason: str,
+    sealer: Sealer,
+    clock: Clock,
+) -> list[str]:
+    """An officer records verified values (checked at the counter, or received as shared data)."""
+    principal.require(PROFILES)
+    if source == DataSource.APPLICANT:
+        raise InvalidInput("source: officers record officer, shared_data or e_licence values")
+    if source in (DataSource.SHARED_DATA, DataSource.E_LICENCE) and not source_ref:
+        raise InvalidInput(f"source_ref: name the {source.value} item the values come from")
+    checked = _checked(profile, values)
+    changed = _record(
+        session,
+        profile,
+        checked,
+        source=source,
+        source_ref=source_ref,
+        actor=principal.username,
+        sealer=sealer,
+        clock=clock,
+        holder_writes=False,
+    )
+    audit.record(
+        session,
+        actor=principal,
+        action="intake.profile.data",
+        target_type="intake_profile",
+        target_id=str(profile.id),
+        clock=clock,
+        detail={"keys": changed, "source": source.value, "source_ref": source_ref, "reason": reason},
+    )
+    return changed
+
+
+def current_values(
+    session: Session, profile: Profile, *, sealer: Sealer
+) -> dict[str, tuple[Any, ProfileDatum]]:
+    return {d.key: (_open(sealer, d), d) for d in repo.current_data(session, profile.id)}
+
+
+# --- consent -----------------------------------------------------------------------------------------
+
+
+def _consent_out(consent: Consent, now: dt.datetime) -> ConsentOut:
+    purpose = Purpose(consent.purpose)
+    zh, en = PURPOSE_TEXT[purpose]
+    active = consent.revoked_at is None and (consent.expires_at is None or consent.expires_at > now)
+    return ConsentOut(
+        purpose=purpose,
+        description=zh,
+        description_en=en,
+        granted_at=consent.granted_at,
+        expires_at=consent.expires_at,
+        revoked_at=consent.revoked_at,
+        active=active,
+    )
+
+
+def grant_consent(
+    session: Session,
+    principal: Principal,
+    profile: Profile,
+    purpose: Purpose,
+    *,
+    days: int | None,
+    clock: Clock,
+) -> ConsentOut:
+    """The holder consents to one purpose; granting again renews it."""
+    if not _owned(principal, profile):
+        raise Forbidden("only the profile's holder can give consent")
+    now = clock.now()
+    current = repo.active_consent(session, profile.id, purpose.value, now)
+    if current is not None:
+        current.revoked_at = now
+    consent = Consent(
+        profile_id=profile.id,
+        purpose=purpose.value,
+        granted_at=now,
+        granted_by=principal.username,
+        expires_at=now + dt.timedelta(days=days) if days else None,
+    )
+    repo.add(session, consent)
+    audit.record(
+        session,
+        actor=principal,
+        action="intake.consent.grant",
+        target_type="intake_profile",
+        target_id=str(profile.id),
+        clock=clock,
+        detail={"purpose": purpose.value, "days": days},
+    )
+    return _consent_out(consent, now)
+
+
+def revoke_consent(
+    session: Session, principal: Principal, profile: Profile, purpose: Purpose, *, clock: Clock
+) -> bool:
+    """The holder withdraws a consent; returns False when none was active (revoking is idempotent)."""
+    if not _owned(principal, profile):
+        raise Forbidden("only the profile's holder can withdraw consent")
+    now = clock.now()
+    current = repo.active_consent(session, profile.id, purpose.value, now)
+    if current is None:
+        return False
+    current.revoked_at = now
+    audit.record(
+        session,
+        actor=principal,
+        action="intake.consent.revoke",
+        target_type="intake_profile",
+        target_id=str(profile.id),
+        clock=clock,
+        detail={"purpose": purpose.value},
+    )
+    return True
+
+
+def has_consent(session: Session, profile: Profile, purpose: Purpose, *, clock: Clock) -> bool:
+    return repo.active_consent(session, profile.id, purpose.value, clock.now()) is not None
+
+
+# --- e-licences --------------------------------------------------------------------------------------
+
+
+def _licence_context(licence: ELicence | None, licence_type: str, what: str) -> str:
+    return f"intake_elicence:{licence_type}:{what}"
+
+
+def _licence_state(licence: ELicence, today: dt.date) -> str:
+    if licence.status == "revoked":
+        return "revoked"
+    if licence.valid_until is not None and licence.valid_until < today:
+        return "expired"
+    return "valid"
+
+
+def _licence_out(sealer: Sealer, licence: ELicence, today: dt.date, *, unmasked: bool) -> LicenceOut:
+    number = sealer.open(licence.number_sealed, _licence_context(licence, licence.licence_type, "number"))
+    return LicenceOut(
+        id=licence.id,
+        licence_type=licence.licence_type,
+        number=number if unmasked else mask("text", number),
+        masked=not unmasked,
+        issuer=licence.issuer,
+        issued_on=licence.issued_on,
+        valid_until=licence.valid_until,
+        status=licence.status,
+        state=_licence_state(licence, today),
+    )
+
+
+def record_licence(
+    session: Session,
+    principal: Principal,
+    profile: Profile,
+    *,
+    licence_type: str,
+    number: str,
+    issuer: str,
+    issued_on: dt.date,
+    valid_until: dt.date | None,
+    status: str,
+    data: Mapping[str, Any],
+    sealer: Sealer,
+    clock: Clock,
+) -> LicenceOut:
+    """Record (or update, by type and number) an e-licence a profile holds."""
+    principal.require(PROFILES)
+    if valid_until is not None and valid_until < issued_on:
+        raise InvalidInput("valid_until: before issued_on")
+    digest = sealer.digest(number.strip(), f"licence:{licence_type}")
+    licence = repo.licence_by_number(session, licence_type, digest)
+    if licence is not None and licence.holder_profile_id != profile.id:
+        raise Conflict(f"licence {licence_type} with this number is held by another profile")
+    sealed_data = sealer.seal(
+        json.dumps(dict(data), ensure_ascii=False), _licence_context(None, licence_type, digest)
+    )
+    if licence is None:
+        licence = ELicence(
+            holder_profile_id=profile.id,
+            licence_type=licence_type,
+            number_sealed=sealer.seal(number.strip(), _licence_context(None, licence_type, "number")),
+            number_digest=digest,
+            issuer=issuer,
+            issued_on=issued_on,
+            valid_until=valid_until,
+            status=status,
+            data_sealed=sealed_data,
+            recorded_at=clock.now(),
+            recorded_by=principal.username,
+        )
+        repo.add(session, licence)
+    else:
+        licence.issuer, licence.issued_on, licence.valid_until = issuer, issued_on, valid_until
+        licence.status, licence.data_sealed = status, sealed_data
+        licence.recorded_at, licence.recorded_by = clock.now(), principal.username
+    audit.record(
+        session,
+        actor=principal,
+        action="intake.licence.record",
+        target_type="intake_profile",
+        target_id=str(profile.id),
+        clock=clock,
+        detail={"licence_type": licence_type, "licence_id": licence.id, "status": status},
+    )
+    return _licence_out(sealer, licence, clock.now().date(), unmasked=True)
+
+
+# --- prefill and exemption ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaterialNeed:
+    """What exemption needs to know of a catalogue material (``Material`` of the catalogue)."""
+
+    name: str
+    required: bool
+    source: str
+    source_ref: str | None
+
+
+def prefill(
+    session: Session,
+    profile: Profile,
+    fields: Mapping[str, str],
+    *,
+    sealer: Sealer,
+    clock: Clock,
+) -> list[Prefilled]:
+    """Values for form fields (field key → profile key) from the profile, with their source.
+
+    Nothing is prefilled without the holder's ``prefill`` consent.
+    """
+    if not has_consent(session, profile, Purpose.PREFILL, clock=clock):
+        return []
+    values = current_values(session, profile, sealer=sealer)
+    out = []
+    for field, key in fields.items():
+        if key in values:
+            value, datum = values[key]
+            out.append(
+                Prefilled(
+                    field=field,
+                    value=value,
+                    profile_key=key,
+                    source=DataSource(datum.source),
+                    source_ref=datum.source_ref,
+                    recorded_at=datum.recorded_at,
+                    verified=datum.source in VERIFIED_SOURCES,
+                )
+            )
+    return out
+
+
+def material_status(
+    session: Session,
+    profile: Profile | None,
+    materials: Sequence[MaterialNeed],
+    *,
+    clock: Clock,
+) -> list[MaterialStatus]:
+    """For each material: exempt (an e-licence or shared-data item held for the applicant satisfies it),
+    or to upload. Exemption needs the holder's ``exempt`` consent."""
+    consented = profile is not None and has_consent(session, profile, Purpose.EXEMPT, clock=clock)
+    today = clock.now().date()
+    licences = repo.licences(session, profile.id) if consented and profile is not None else []
+    shared = (
+        {d.source_ref for d in repo.current_data(session, profile.id) if d.source == DataSource.SHARED_DATA}
+        if consented and profile is not None
+        else set()
+    )
+    out = []
+    for m in materials:
+        if m.source == "exempt":
+            out.append(MaterialStatus(name=m.name, required=m.required, status="not_needed"))
+            continue
+        if m.source not in ("e_licence", "shared_data"):
+            out.append(MaterialStatus(name=m.name, required=m.required, status="upload"))
+            continue
+        if not consented:
+            out.append(
+                MaterialStatus(
+                    name=m.name,
+                    required=m.required,
+                    status="upload",
+                    reason="未授权使用电子证照和共享数据",
+                    reason_en="you have not consented to the use of your e-licences and shared data",
+                )
+            )
+            continue
+        if m.source == "e_licence":
+            held = [lic for lic in licences if lic.licence_type == m.source_ref]
+            valid = [lic for lic in held if _licence_state(lic, today) == "valid"]
+            if valid:
+                out.append(
+                    MaterialStatus(
+                        name=m.name,
+                        required=m.required,
+                        status="exempt",
+                        satisfied_by=f"e_licence:{m.source_ref}",
+                    )
+                )
+            else:
+                state = _licence_state(held[0], today) if held else None
+                out.append(
+                    MaterialStatus(
+                        name=m.name,
+                        required=m.required,
+                        status="upload",
+                        reason={"expired": "电子证照已过期", "revoked": "电子证照已注销"}.get(
+                            state or "", "未找到对应的电子证照"
+                        ),
+                        reason_en={
+                            "expired": "the e-licence has expired",
+                            "revoked": "the e-licence was revoked",
+                        }.get(state or "", "no such e-licence is on record for you"),
+                    )
+                )
+            continue
+        if m.source_ref in shared:
+            out.append(
+                MaterialStatus(
+                    name=m.name,
+                    required=m.required,
+                    status="exempt",
+                    satisfied_by=f"shared_data:{m.source_ref}",
+                )
+            )
+        else:
+            out.append(
+                MaterialStatus(
+                    name=m.name,
+                    required=m.required,
+                    status="upload",
+                    reason="共享数据中没有您的相关记录",
+                    reason_en="the shared data hold no record of this for you",
+                )
+            )
+    return out
+
+
+def exempted_share(statuses: Iterable[MaterialStatus]) -> float | None:
+    """Share of the required materials the applicant does not have to submit (None when none is required)."""
+    required = [s for s in statuses if s.required]
+    if not required:
+        return None
+    return sum(1 for s in required if s.status in ("exempt", "not_needed")) / len(required)
+
+
+# --- forms -------------------------------------------------------------------------------------------
+
+#: Permission to write application forms; publishing needs ``intake:forms_publish`` and a second person.
+FORMS = "intake:forms"
+FORMS_PUBLISH = "intake:forms_publish"
+
+
+def _definition(raw: Mapping[str, Any]) -> formdef.FormDefinition:
+    try:
+        return formdef.FormDefinition.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        ]
+        raise InvalidInput(
+            "the form definition is not valid: " + "; ".join(problems[:20]), errors=problems
+        ) from exc
+
+
+def _form_out(form: IntakeForm) -> FormOut:
+    return FormOut(
+        item_code=form.item_code,
+        version=form.version,
+        state=form.state,
+        definition=form.definition,
+        author=form.author,
+        created_at=form.created_at,
+        published_by=form.published_by,
+        published_at=form.published_at,
+    )
+
+
+def save_form(
+    session: Session, principal: Principal, item_code: str, definition: Mapping[str, Any], *, clock: Clock
+) -> FormOut:
+    """A new draft version of an item's form (checked: fields, expressions, rules, materials)."""
+    principal.require(FORMS)
+    item = catalog.get_item(session, principal, item_code)
+    parsed = _definition(definition)
+    names = {m.name for m in item.content.materials}
+    unknown = sorted({f.material for f in parsed.fields if f.material and f.material not in names})
+    if unknown:
+        raise InvalidInput(
+            f"file fields name materials the item does not list: {', '.join(unknown)}; "
+            f"the item's materials are: {', '.join(sorted(names)) or '(none)'}"
+        )
+    latest = repo.latest_form(session, item_code)
+    form = IntakeForm(
+        item_code=item_code,
+        version=(latest.version + 1) if latest else 1,
+        definition=parsed.model_dump(mode="json", exclude_none=True),
+        state="draft",
+        author=principal.username,
+        created_at=clock.now(),
+    )
+    repo.add(session, form)
+    audit.record(
+        session,
+        actor=principal,
+        action="intake.form.save",
+        target_type="intake_form",
+        target_id=f"{item_code}/{form.version}",
+        clock=clock,
+    )
+    return _form_out(form)
+
+
+def publish_form(
+    session: Session, principal: Principal, item_code: str, version: int, *, clock: Clock
+) -> FormOut:
+    """Publish a draft (four eyes: not by its author); the previously published version is retired."""
+    principal.require(FORMS_PUBLISH)
+    form = repo.form(session, item_code, version)
+    if form is None:
+        raise NotFound(f"no form version {version} for item {item_code!r}")
+    if form.state != "draft":
+        raise Conflict(f"form version {version} is {form.state}, not a draft")
+    principal.require_other_than(form.author)
+    current = repo.published_form(session, item_code)
+    if current is not None:
+        current.state = "retired"
+    form.state, form.published_by, form.published_at = "published", principal.username, clock.now()
+    audit.record(
+        session,
+        actor=principal,
+        action="intake.form.publish",
+        target_type="intake_form",
+        target_id=f"{item_code}/{version}",
+        clock=clock,
+    )
+    return _form_out(form)
+
+
+def list_forms(session: Session, principal: Principal, item_code: str) -> list[FormOut]:
+    principal.require(FORMS)
+    return [_form_out(f) for f in repo.forms(session, item_code)]
+
+
+def _published(session: Session, item_code: str) -> tuple[IntakeForm, formdef.FormDefinition]:
+    form = repo.published_form(session, item_code)
+    if form is None:
+        raise NotFound(f"item {item_code!r} cannot be applied for online yet (no published form)")
+    return form, formdef.FormDefinition.model_validate(form.definition)
+
+
+def _needs(item: ItemOut, situations: Sequence[str] = ()) -> list[MaterialNeed]:
+    return [
+        MaterialNeed(m.name, m.required, m.source.value, m.source_ref)
+        for m in item.content.materials
+        if not m.situations or not situations or set(m.situations) & set(situations)
+    ]
+
+
+def _without_exempt(
+    definition: formdef.FormDefinition, statuses: Sequence[MaterialStatus]
+) -> formdef.FormDefinition:
+    """The form without the file fields of materials the platform supplies (nothing known is asked again)."""
+    supplied = {s.name for s in statuses if s.status in ("exempt", "not_needed")}
+    keep = [f for f in definition.fields if not (f.type == formdef.FieldType.FILE and f.material in supplied)]
+    if len(keep) == len(definition.fields):
+        return definition
+    try:
+        return formdef.FormDefinition.model_validate(
+            {
+                **definition.model_dump(mode="json", exclude_none=True),
+                "fields": [f.model_dump(mode="json", exclude_none=True) for f in keep],
+            }
+        )
+    except ValidationError:
+        # A rule or condition refers to the removed field: keep the field, but it may stay empty.
+        fields = [
+            f.model_copy(update={"required": False})
+            if f.type == formdef.FieldType.FILE and f.material in supplied
+            else f
+            for f in definition.fields
+        ]
+        return definition.model_copy(update={"fields": fields})
+
+
+def _applicant_data(
+    session: Session, principal: Principal, *, sealer: Sealer, clock: Clock
+) -> tuple[Profile | None, dict[str, Any]]:
+    if principal.account_id is None:
+        return None, {}
+    found = repo.profiles_of_owner(session, principal.account_id, ProfileKind.PERSON.value)
+    if not found:
+        return None, {}
+    profile = found[0]
+    if not has_consent(session, profile, Purpose.PREFILL, clock=clock):
+        return profile, {}
+    return profile, {k: v for k, (v, _) in current_values(session, profile, sealer=sealer).items()}
+
+
+def application_form(
+    session: Session, principal: Principal, item_code: str, *, sealer: Sealer, clock: Clock
+) -> ApplicationForm:
+    """What an applicant sees before applying: the form without what the platform already holds, the values
+    prefilled from their profile with sources, and each material's status."""
+    item = catalog.get_item(session, principal, item_code)
+    form, definition = _published(session, item_code)
+    profile, _ = _applicant_data(session, principal, sealer=sealer, clock=clock)
+    statuses = material_status(session, profile, _needs(item), clock=clock)
+    shown = _without_exempt(definition, statuses)
+    prefilled = (
+        prefill(
+            session,
+            profile,
+            {f.key: f.profile_key for f in shown.fields if f.profile_key},
+            sealer=sealer,
+            clock=clock,
+        )
+        if profile is not None
+        else []
+    )
+    return ApplicationForm(
+        item_code=item_code,
+        item_name=item.content.name,
+        item_name_en=item.content.name_en,
+        form_version=form.version,
+        definition=shown.model_dump(mode="json", exclude_none=True),
+        prefilled=prefilled,
+        materials=statuses,
+        exempted_share=exempted_share(statuses),
+    )
+
+
+# --- uploads -----------------------------------------------------------------------------------------
+
+
+def upload_file(
+    session: Session,
+    principal: Principal,
+    *,
+    filename: str,
+    declared_type: str,
+    data: bytes,
+    files: FileStore,
+    sealer: Sealer,
+    clock: Clock,
+) -> UploadOut:
+    """Store an applicant's file (sealed) after checking what it really is; refuse what cannot be used."""
+    if principal.account_id is None:
+        raise Unauthenticated("sign in to upload files")
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()[:255]
+    if not name:
+        raise InvalidInput("file: a file name is required")
+    if not data:
+        raise InvalidInput(f"{name}: the file is empty")
+    if len(data) > uploads.MAX_BYTES:
+        raise PayloadTooLarge(f"{name}: larger than {uploads.MAX_BYTES // (1024 * 1024)} MB")
+    seen = uploads.inspect(data)
+    if seen.content_type is None or seen.content_type not in uploads.ALLOWED:
+        raise InvalidInput(
+            f"{name}: not a PDF, OFD, PNG, JPEG or TIFF file (judged by its content, not its name)",
+            code="file.type",
+        )
+    declared = declared_type.split(";")[0].strip().lower()
+    if declared not in ("", "application/octet-stream") and declared != seen.content_type:
+        raise InvalidInput(
+            f"{name}: declared as {declared} but the content is {seen.content_type}",
+            code="file.type_mismatch",
+        )
+    if not seen.readable:
+        raise InvalidInput(
+            f"{name}: the file cannot be read ({', '.join(seen.problems)})", code="file.unreadable"
+        )
+    if seen.blank:
+        raise InvalidInput(f"{name}: the file is blank", code="file.blank")
+    key = new_file_key()
+    files.put(key, data)
+    row = UploadRow(
+        id=key,
+        owner_account_id=principal.account_id,
+        filename=name,
+        content_type=seen.content_type,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        pages=seen.pages,
+        checks={"readable": True, "blank": False, "text_chars": len(seen.text or "")},
+        text_sealed=sealer.seal(seen.text, f"intake_upload:{key}") if seen.text else None,
+        created_at=clock.now(),
+    )
+    repo.add(session, row)
+    return _upload_out(row)
+
+
+def _upload_out(row: UploadRow) -> UploadOut:
+    return UploadOut(
+        id=row.id,
+        filename=row.filename,
+        content_type=row.content_type,
+        size=row.size,
+        sha256=row.sha256,
+        pages=row.pages,
+    )
+
+
+def _resolve_uploads(
+    session: Session,
+    principal: Principal,
+    definition: formdef.FormDefinition,
+    values: Mapping[str, Any],
+    *,
+    sealer: Sealer,
+) -> tuple[dict[str, Any], dict[str, list[UploadRow]]]:
+    """File fields carry upload ids; the pre-check needs what the files are. Ids must be the caller's own,
+    not yet attached."""
+    raw = dict(values)
+    rows: dict[str, list[UploadRow]] = {}
+    for f in definition.fields:
+        if f.type != formdef.FieldType.FILE or f.key not in raw:
+            continue
+        ids = raw[f.key]
+        ids = [ids] if isinstance(ids, str) else ids
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise InvalidInput(f"{f.key}: a list of upload ids (POST /api/v1/intake/uploads)")
+        found = repo.uploads(session, ids)
+        by_id = {u.id: u for u in found}
+        for i in ids:
+            u = by_id.get(i)
+            if u is None or u.owner_account_id != principal.account_id:
+                raise InvalidInput(f"{f.key}: no upload {i!r} of yours")
+            if u.application_id is not None:
+                raise Conflict(f"{f.key}: upload {i!r} is already part of another application")
+        rows[f.key] = [by_id[i] for i in ids]
+        raw[f.key] = [
+            formdef.Upload(
+                u.filename,
+                u.content_type,
+                u.size,
+                u.sha256,
+                sealer.open(u.text_sealed, f"intake_upload:{u.id}") if u.text_sealed else None,
+            )
+            for u in rows[f.key]
+        ]
+    return raw, rows
+
+
+def _finding_out(f: formdef.Finding) -> FindingOut:
+    return FindingOut(
+        code=f.code,
+        field=f.field,
+        severity=f.severity,
+        message=f.message,
+        message_en=f.message_en,
+        related_fields=list(f.related_fields),
+    )
+
+
+def _check(
+    session: Session,
+    principal: Principal,
+    item_code: str,
+    values: Mapping[str, Any],
+    *,
+    sealer: Sealer,
+    clock: Clock,
+) -> tuple[
+    ItemOut, IntakeForm, Profile | None, list[MaterialStatus], PrecheckResult, dict[str, list[UploadRow]]
+]:
+    if principal.account_id is None:
+        raise Unauthenticated("sign in to apply")
+    item = catalog.get_item(session, principal, item_code)
+    form, definition = _published(session, item_code)
+    profile, known = _applicant_data(session, principal, sealer=sealer, clock=clock)
+    statuses = material_status(session, profile, _needs(item), clock=clock)
+    shown = _without_exempt(definition, statuses)
+    raw, rows = _resolve_uploads(session, principal, shown, values, sealer=sealer)
+    result = run_precheck(shown, raw, applicant=known or None, check_upload=uploads.check_upload)
+    missing = _missing_materials(shown, statuses, result)
+    if missing:
+        result = PrecheckResult(values=result.values, findings=tuple(missing) + result.findings)
+    return item, form, profile, statuses, result, rows
+
+
+def _missing_materials(
+    definition: formdef.FormDefinition, statuses: Sequence[MaterialStatus], result: PrecheckResult
+) -> list[formdef.Finding]:
+    """Required materials neither supplied by the platform nor uploaded into a field linked to them."""
+    uploaded = {
+        f.material for f in definition.fields if f.type == formdef.FieldType.FILE and result.values.get(f.key)
+    }
+    linked = {f.material for f in definition.fields if f.type == formdef.FieldType.FILE and f.material}
+    out = []
+    for s in statuses:
+        if s.required and s.status == "upload" and s.name in linked and s.name not in uploaded:
+            already = any(
+                x.code == "field.required" and x.field and _field_material(definition, x.field) == s.name
+                for x in result.findings
+            )
+            if not already:
+                out.append(
+                    formdef.Finding(
+                        code="material.missing",
+                        field=next(f.key for f in definition.fields if f.material == s.name),
+                        severity="error",
+                        message=f"请上传{s.name}。",
+                        message_en=f"Upload the {s.name}.",
+                    )
+                )
+    return out
+
+
+def _field_material(definition: formdef.FormDefinition, key: str) -> str | None:
+    return next((f.material for f in definition.fields if f.key == key), None)
+
+
+def check_application(
+    session: Session,
+    principal: Principal,
+    item_code: str,
+    values: Mapping[str, Any],
+    *,
+    sealer: Sealer,
+    clock: Clock,
+) -> PrecheckOut:
+    """The pre-check (智能预检) without submitting: findings an applicant can act on."""
+    _, form, _, statuses, result, _ = _check(
+        session, principal, item_code, values, sealer=sealer, clock=clock
+    )
+    return PrecheckOut(
+        ok=result.ok,
+        form_version=form.version,
+        findings=[_finding_out(f) for f in result.findings],
+        materials=statuses,
+        values=formdef.jsonable(result.values),
+    )
+
+
+# --- submission --------------------------------------------------------------------------------------
+
+
+def _receipt(session: Session, clock: Clock) -> str:
+    day = clock.now().astimezone(CHINA).strftime("%Y%m%d")
+    return f"{day}{repo.next_receipt(session, day):06d}"
+
+
+def submit_application(
+    session: Session,
+    principal: Principal,
+    item_code: str,
+    values: Mapping[str, Any],
+    *,
+    sealer: Sealer,
+    clock: Clock,
+) -> ApplicationOut:
+    """Submit an application: pre-checked (errors refuse it with the findings; nothing is stored), then
+    stored with a receipt number, its uploads attached, its values sealed, its first event recorded."""
+    item, form, profile, statuses, result, rows = _check(
+        session, principal, item_code, values, sealer=sealer, clock=clock
+    )
+    if not result.ok:
+        raise PrecheckFailed(
+            "the application has problems to fix before it can be submitted",
+            findings=[_finding_out(f).model_dump() for f in result.findings],
+        )
+    now = clock.now()
+    if principal.account_id is None:  # _check refused anonymous callers already
+        raise Unauthenticated("sign in to apply")
+    application = Application(
+        receipt_no=_receipt(session, clock),
+        item_code=item_code,
+        item_name=item.content.name,
+        department=item.content.department,
+        form_id=form.id,
+        applicant_account_id=principal.account_id,
+        profile_id=profile.id if profile else None,
+        values_sealed="",
+        findings=[_finding_out(f).model_dump() for f in result.findings],
+        materials=[s.model_dump() for s in statuses],
+        status="submitted",
+        submitted_at=now,
+        updated_at=now,
+        version=1,
+    )
+    repo.add(session, application)
+    stored = formdef.jsonable(result.values)
+    for key, ups in rows.items():
+        stored[key] = [u.id for u in ups]
+        for u in ups:
+            u.application_id = application.id
+    application.values_sealed = sealer.seal(
+        json.dumps(stored, ensure_ascii=False), f"intake_application:{application.id}"
+    )
+    repo.add(
+        session,
+        ApplicationEvent(
+            application_id=application.id,
+            at=now,
+            actor=principal.username,
+            action="submit",
+            from_status=None,
+            to_status="submitted",
+            note="",
+        ),
+    )
+    audit.record(
+        session,
+        actor=principal,
+        action="intake.application.submit",
+        target_type="intake_application",
+        target_id=application.receipt_no,
+        clock=clock,
+        detail={"item_code": item_code},
+    )
+    return _application_out(session, application, sealer=sealer)
+
+
+def _application_out(session: Session, application: Application, *, sealer: Sealer) -> ApplicationOut:
+    values = json.loads(sealer.open(application.values_sealed, f"intake_application:{application.id}"))
+    return ApplicationOut(
+        receipt_no=application.receipt_no,
+        item_code=application.item_code,
+        item_name=application.item_name,
+        department=application.department,
+        status=application.status,
+        submitted_at=application.submitted_at,
+        updated_at=application.updated_at,
+        values=values,
+        findings=[FindingOut.model_validate(f) for f in application.findings],
+        materials=[MaterialStatus.model_validate(m) for m in application.materials],
+        uploads=[_upload_out(u) for u in repo.uploads_of(session, application.id)],
+        events=[
+            EventOut(
+                at=e.at,
+                actor=e.actor,
+                action=e.action,
+                from_status=e.from_status,
+                to_status=e.to_status,
+                note=e.note,
+            )
+            for e in repo.events(session, application.id)
+        ],
+    )
+
+
+def get_application(
+    session: Session, principal: Principal, receipt_no: str, *, sealer: Sealer
+) -> ApplicationOut:
+    """One application, to its applicant (others: not found)."""
+    application = repo.application_by_receipt(session, receipt_no)
+    if application is None or application.applicant_account_id != principal.account_id:
+        raise NotFound(f"no application {receipt_no!r}")
+    return _application_out(session, application, sealer=sealer)
+
+
+def my_applications(session: Session, principal: Principal, *, limit: int = 50) -> list[ApplicationSummary]:
+    if principal.account_id is None:
+        raise Unauthenticated("sign in to see your applications")
+    return [
+        ApplicationSummary(
+            receipt_no=a.receipt_no,
+            item_code=a.item_code,
+            item_name=a.item_name,
+            status=a.status,
+            submitted_at=a.submitted_at,
+            updated_at=a.updated_at,
+        )
+        for a in repo.applications_of(session, principal.account_id, limit=limit)
+    ]
+
+
+def sweep_uploads(session: Session, files: FileStore, *, clock: Clock, hours: int = 24) -> int:
+    """Delete uploads never attached to an application within ``hours``, and files no row refers to."""
+    cutoff = clock.now() - dt.timedelta(hours=hours)
+    removed = 0
+    for row in repo.stale_uploads(session, cutoff):
+        files.delete(row.id)
+        session.delete(row)
+        removed += 1
+    session.flush()
+    removed += files.sweep(lambda key: repo.upload_exists(session, key), older_than=cutoff)
+    return removed

@@ -39,6 +39,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "intake:sensitive",
             "intake:forms",
             "intake:forms_publish",
+            "intake:lane:window",
+            "intake:lane:reviewer",
+            "intake:lane:decider",
             "audit:read",
             "accounts:manage",
         }
@@ -49,7 +52,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "knowledge_reviewer": frozenset({"knowledge:edit", "knowledge:review", "knowledge:publish"}),
     "consult_operator": frozenset({"consult:agents", "consult:read"}),
     #: A counter officer (综窗): reads and records profiles; sensitive values stay masked.
-    "intake_officer": frozenset({"intake:profiles"}),
+    "intake_officer": frozenset({"intake:profiles", "intake:lane:window"}),
+    #: Officers of the later steps of the standard process (审查, 决定).
+    "intake_reviewer": frozenset({"intake:profiles", "intake:lane:reviewer"}),
+    "intake_decider": frozenset({"intake:profiles", "intake:lane:decider"}),
     #: A supervisor who may see sensitive personal data unmasked.
     "intake_supervisor": frozenset({"intake:profiles", "intake:sensitive"}),
     #: Writes application forms; a form publisher (another person) publishes them.

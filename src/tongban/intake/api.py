@@ -38,7 +38,9 @@ from tongban.intake.schemas import (
     PrecheckWrite,
     ProfileCreate,
     ProfileOut,
+    StepWrite,
     UploadOut,
+    WorkItemOut,
 )
 from tongban.intake.vocab import DATA_KEYS, PURPOSE_TEXT, ProfileKind, Purpose
 
@@ -334,3 +336,61 @@ def my_application(
 ) -> ApplicationOut:
     """One of the caller's applications with its values, materials, uploads and every status change."""
     return service.get_application(session, principal, receipt_no, sealer=sealer)
+
+
+# --- officers: the work list and the steps -----------------------------------------------------------
+
+
+@router.get("/intake/worklist")
+def worklist(
+    session: DbSession, principal: Officer, role: Annotated[str | None, Query(max_length=64)] = None
+) -> list[WorkItemOut]:
+    """The steps waiting in the caller's lanes (``intake:lane:<lane>``), oldest first, with each
+    application's pre-check findings counted."""
+    return service.worklist(session, principal, role=role)
+
+
+@router.get("/intake/applications/{receipt_no}")
+def officer_application(
+    receipt_no: str, session: DbSession, principal: Officer, clock: ClockDep, sealer: SealerDep
+) -> ApplicationOut:
+    """An application for an officer: values, the same pre-check findings the applicant saw, materials,
+    uploads, events, steps waiting. Audited."""
+    return service.officer_view(session, principal, receipt_no, sealer=sealer, clock=clock)
+
+
+@router.post("/intake/applications/{receipt_no}/steps/{task_id}")
+def act(
+    receipt_no: str,
+    task_id: str,
+    body: StepWrite,
+    session: DbSession,
+    principal: Officer,
+    clock: ClockDep,
+    sealer: SealerDep,
+) -> ApplicationOut:
+    """Complete a waiting step: 受理 (``accept``/``supplement``/``reject``), 审查 (``pass``/``supplement``),
+    决定 (``approve``/``reject``), 送达 (``done``). ``supplement`` and ``reject`` need a ``note``."""
+    return service.act(
+        session,
+        principal,
+        receipt_no,
+        task_id,
+        decision=body.decision,
+        note=body.note,
+        clock=clock,
+        sealer=sealer,
+    )
+
+
+@router.post("/me/applications/{receipt_no}/supplement")
+def supplement(
+    receipt_no: str,
+    body: PrecheckWrite,
+    session: DbSession,
+    principal: Holder,
+    clock: ClockDep,
+    sealer: SealerDep,
+) -> ApplicationOut:
+    """Answer a request for supplementary material: changed values and new upload ids; pre-checked again."""
+    return service.supplement(session, principal, receipt_no, body.values, sealer=sealer, clock=clock)

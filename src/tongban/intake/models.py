@@ -178,6 +178,9 @@ class Application(Base):
     #: Each catalogue material with its status (exempt, uploaded, ...).
     materials: Mapped[list[dict[str, object]]] = mapped_column(JSONType, default=list)
     status: Mapped[str] = mapped_column(String(30))
+    #: The BPMN definition the application runs (``standard`` or an item's own) and the serialised instance.
+    process_name: Mapped[str] = mapped_column(String(64), default="standard")
+    process_state: Mapped[str] = mapped_column(Text, default="")
     submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -198,6 +201,23 @@ class ApplicationEvent(Base):
     from_status: Mapped[str | None] = mapped_column(String(30), nullable=True)
     to_status: Mapped[str] = mapped_column(String(30))
     note: Mapped[str] = mapped_column(String(2000), default="")
+
+
+class WorkItem(Base):
+    """A step of an application's process waiting for someone (the officers' work list)."""
+
+    __tablename__ = "intake_work_item"
+    __table_args__ = (Index("ix_intake_work_item_role_ready", "role", "ready_at"),)
+
+    task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("intake_application.id", ondelete="CASCADE"), index=True
+    )
+    step: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    #: The lane of the step: ``window``, ``reviewer``, ``decider``, ``applicant`` or an item's own.
+    role: Mapped[str] = mapped_column(String(64))
+    ready_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class ReceiptCounter(Base):

@@ -19,6 +19,7 @@ from tongban.intake.models import (
     ProfileDatum,
     ReceiptCounter,
     Upload,
+    WorkItem,
 )
 
 
@@ -150,8 +151,13 @@ def stale_uploads(session: Session, cutoff: dt.datetime) -> list[Upload]:
     return list(session.scalars(stmt))
 
 
-def application_by_receipt(session: Session, receipt_no: str) -> Application | None:
-    return session.scalars(select(Application).where(Application.receipt_no == receipt_no)).first()
+def application_by_receipt(
+    session: Session, receipt_no: str, *, for_update: bool = False
+) -> Application | None:
+    stmt = select(Application).where(Application.receipt_no == receipt_no)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
 
 
 def applications_of(session: Session, account_id: int, *, limit: int) -> list[Application]:
@@ -188,3 +194,42 @@ def next_receipt(session: Session, day: str) -> int:
                 update(ReceiptCounter).where(ReceiptCounter.day == day).values(last=ReceiptCounter.last + 1)
             )
     return int(session.scalar(select(ReceiptCounter.last).where(ReceiptCounter.day == day)) or 0)
+
+
+def form_by_id(session: Session, form_id: int) -> IntakeForm:
+    found = session.get(IntakeForm, form_id)
+    if found is None:
+        raise LookupError(f"form {form_id} is gone")
+    return found
+
+
+def replace_work_items(session: Session, application_id: int, items: list[WorkItem]) -> None:
+    current = {w.task_id: w for w in work_items_of(session, application_id)}
+    wanted = {w.task_id for w in items}
+    for task_id, row in current.items():
+        if task_id not in wanted:
+            session.delete(row)
+    for w in items:
+        if w.task_id not in current:  # a step still waiting keeps the time it became ready
+            session.add(w)
+    session.flush()
+
+
+def work_items_of(session: Session, application_id: int) -> list[WorkItem]:
+    stmt = select(WorkItem).where(WorkItem.application_id == application_id).order_by(WorkItem.ready_at)
+    return list(session.scalars(stmt))
+
+
+def work_item(session: Session, task_id: str) -> WorkItem | None:
+    return session.get(WorkItem, task_id)
+
+
+def work_items(session: Session, roles: list[str], *, limit: int) -> list[tuple[WorkItem, Application]]:
+    stmt = (
+        select(WorkItem, Application)
+        .join(Application, Application.id == WorkItem.application_id)
+        .where(WorkItem.role.in_(roles))
+        .order_by(WorkItem.ready_at, WorkItem.application_id)
+        .limit(limit)
+    )
+    return [(w, a) for w, a in session.execute(stmt)]

@@ -214,8 +214,40 @@ class ApplicationSummary(BaseModel):
     updated_at: dt.datetime
 
 
+class StepOut(BaseModel):
+    """A step of the application's process waiting for someone."""
+
+    task_id: str
+    step: str
+    name: str
+    #: The lane that does it (``applicant`` for supplementary material).
+    role: str
+
+
+class WorkItemOut(StepOut):
+    """A line of an officer's work list."""
+
+    ready_at: dt.datetime
+    receipt_no: str
+    item_code: str
+    item_name: str
+    status: str
+    #: The pre-check's findings at submission.
+    errors: int
+    warnings: int
+    #: Decisions the step takes (empty: any word the process's gateways use).
+    decisions: list[str]
+
+
+class StepWrite(Strict):
+    decision: Annotated[str, StringConstraints(max_length=30)] | None = None
+    #: What is missing or why (required for ``supplement`` and ``reject``); shown to the applicant.
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
 class ApplicationOut(ApplicationSummary):
     department: str
+    waiting: list[StepOut] = Field(default_factory=list)
     values: dict[str, Any]
     findings: list[FindingOut]
     materials: list[MaterialStatus]

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -35,7 +36,7 @@ from tongban.core.errors import (
     Unauthenticated,
 )
 from tongban.core.files import FileStore, new_file_key
-from tongban.intake import formdef, identifiers, uploads
+from tongban.intake import formdef, identifiers, process, uploads
 from tongban.intake import repository as repo
 from tongban.intake.models import (
     Application,
@@ -45,6 +46,7 @@ from tongban.intake.models import (
     IntakeForm,
     Profile,
     ProfileDatum,
+    WorkItem,
 )
 from tongban.intake.models import Upload as UploadRow
 from tongban.intake.precheck import PrecheckResult
@@ -63,7 +65,9 @@ from tongban.intake.schemas import (
     PrecheckOut,
     Prefilled,
     ProfileOut,
+    StepOut,
     UploadOut,
+    WorkItemOut,
 )
 from tongban.intake.vocab import (
     DATA_KEYS,
@@ -1206,6 +1210,7 @@ def submit_application(
     application.values_sealed = sealer.seal(
         json.dumps(stored, ensure_ascii=False), f"intake_application:{application.id}"
     )
+    _start_process(session, application, clock=clock)
     repo.add(
         session,
         ApplicationEvent(
@@ -1244,6 +1249,10 @@ def _application_out(session: Session, application: Application, *, sealer: Seal
         findings=[FindingOut.model_validate(f) for f in application.findings],
         materials=[MaterialStatus.model_validate(m) for m in application.materials],
         uploads=[_upload_out(u) for u in repo.uploads_of(session, application.id)],
+        waiting=[
+            StepOut(task_id=w.task_id, step=w.step, name=w.name, role=w.role)
+            for w in repo.work_items_of(session, application.id)
+        ],
         events=[
             EventOut(
                 at=e.at,
@@ -1295,3 +1304,317 @@ def sweep_uploads(session: Session, files: FileStore, *, clock: Clock, hours: in
     session.flush()
     removed += files.sweep(lambda key: repo.upload_exists(session, key), older_than=cutoff)
     return removed
+
+
+# --- the back-office process -------------------------------------------------------------------------
+
+#: Permission to act in a lane of a process: ``intake:lane:<lane>`` (window, reviewer, decider ...).
+LANE = "intake:lane:"
+#: Decisions each step of the standard process takes (other processes: any short word their gateways use).
+STANDARD_DECISIONS: dict[str, tuple[str, ...]] = {
+    "accept": ("accept", "supplement", "reject"),
+    "review": ("pass", "supplement"),
+    "decide": ("approve", "reject"),
+    "deliver": ("done",),
+}
+#: Decisions that must say why (the applicant reads it).
+NEEDS_REASON = frozenset({"supplement", "reject"})
+_DECISION = re.compile(r"^[a-z][a-z_]{0,29}$")
+_ENDS = {"approved": "approved", "refused": "refused", "not_accepted": "not_accepted"}
+
+
+def _definition_of(application: Application) -> process.Definition:
+    # Items' own definitions come with the process editor; every application runs the standard one now.
+    return process.standard()
+
+
+def _status(state: process.State, first_step: str) -> str:
+    if state.end is not None:
+        return _ENDS.get(state.end, "closed")
+    roles = {r.role for r in state.ready}
+    if "applicant" in roles:
+        return "supplement_requested"
+    if any(r.step == first_step for r in state.ready):
+        return "submitted"
+    return "in_progress"
+
+
+def _sync(session: Session, application: Application, state: process.State, *, clock: Clock) -> None:
+    """Record the instance's waiting steps as work items and the application's status."""
+    repo.replace_work_items(
+        session,
+        application.id,
+        [
+            WorkItem(
+                task_id=r.task_id,
+                application_id=application.id,
+                step=r.step,
+                name=r.name,
+                role=r.role,
+                ready_at=clock.now(),
+            )
+            for r in state.ready
+        ],
+    )
+    application.status = _status(state, _definition_of(application).steps[0].id)
+
+
+def _start_process(session: Session, application: Application, *, clock: Clock) -> None:
+    definition = _definition_of(application)
+    application.process_name = definition.process_id
+    application.process_state = process.start(definition)
+    _sync(session, application, process.state(definition, application.process_state), clock=clock)
+
+
+def _event(
+    session: Session, application: Application, actor: str, action: str, before: str, note: str, clock: Clock
+) -> None:
+    repo.add(
+        session,
+        ApplicationEvent(
+            application_id=application.id,
+            at=clock.now(),
+            actor=actor,
+            action=action,
+            from_status=before,
+            to_status=application.status,
+            note=note,
+        ),
+    )
+
+
+def _advance(
+    session: Session,
+    application: Application,
+    task_id: str,
+    data: Mapping[str, Any],
+    *,
+    actor: str,
+    action: str,
+    note: str,
+    clock: Clock,
+) -> None:
+    definition = _definition_of(application)
+    before = application.status
+    try:
+        application.process_state, state = process.complete(
+            definition, application.process_state, task_id, data
+        )
+    except process.ProcessError as exc:
+        raise Conflict(str(exc)) from exc
+    _sync(session, application, state, clock=clock)
+    application.updated_at = clock.now()
+    application.version += 1
+    _event(session, application, actor, action, before, note, clock)
+
+
+def worklist(
+    session: Session, principal: Principal, *, role: str | None = None, limit: int = 100
+) -> list[WorkItemOut]:
+    """The steps waiting in the lanes the officer may act in, oldest first."""
+    lanes = sorted(p[len(LANE) :] for p in principal.permissions if p.startswith(LANE))
+    if not lanes:
+        raise Forbidden("your account acts in no lane of an approval process")
+    if role is not None:
+        if role not in lanes:
+            raise Forbidden(f"your account does not act in the lane {role!r}")
+        lanes = [role]
+    out = []
+    for item, application in repo.work_items(session, lanes, limit=limit):
+        out.append(
+            WorkItemOut(
+                task_id=item.task_id,
+                step=item.step,
+                name=item.name,
+                role=item.role,
+                ready_at=item.ready_at,
+                receipt_no=application.receipt_no,
+                item_code=application.item_code,
+                item_name=application.item_name,
+                status=application.status,
+                errors=sum(1 for f in application.findings if f.get("severity") == "error"),
+                warnings=sum(1 for f in application.findings if f.get("severity") == "warning"),
+                decisions=list(STANDARD_DECISIONS.get(item.step, ())),
+            )
+        )
+    return out
+
+
+def _officer_application(session: Session, principal: Principal, receipt_no: str) -> Application:
+    if not any(p.startswith(LANE) for p in principal.permissions):
+        raise Forbidden("your account acts in no lane of an approval process")
+    application = repo.application_by_receipt(session, receipt_no, for_update=True)
+    if application is None:
+        raise NotFound(f"no application {receipt_no!r}")
+    return application
+
+
+def officer_view(
+    session: Session, principal: Principal, receipt_no: str, *, sealer: Sealer, clock: Clock
+) -> ApplicationOut:
+    """An application as an officer sees it: values (ID numbers masked without ``intake:sensitive``), the
+    pre-check's findings, materials, uploads, events and the steps waiting."""
+    application = _officer_application(session, principal, receipt_no)
+    out = _application_out(session, application, sealer=sealer)
+    if not principal.can(SENSITIVE):
+        definition = formdef.FormDefinition.model_validate(
+            repo.form_by_id(session, application.form_id).definition
+        )
+        for f in definition.fields:
+            if f.type in (formdef.FieldType.ID_NUMBER, formdef.FieldType.MOBILE) and isinstance(
+                out.values.get(f.key), str
+            ):
+                out.values[f.key] = mask(f.type.value, out.values[f.key])
+    audit.record(
+        session,
+        actor=principal,
+        action="intake.application.view",
+        target_type="intake_application",
+        target_id=receipt_no,
+        clock=clock,
+    )
+    return out
+
+
+def act(
+    session: Session,
+    principal: Principal,
+    receipt_no: str,
+    task_id: str,
+    *,
+    decision: str | None,
+    note: str,
+    clock: Clock,
+    sealer: Sealer,
+) -> ApplicationOut:
+    """An officer completes a waiting step with a decision (受理/补正/不予受理, 审查, 准予/不予许可, 送达)."""
+    application = _officer_application(session, principal, receipt_no)
+    item = repo.work_item(session, task_id)
+    if item is None or item.application_id != application.id:
+        raise Conflict("that step is not waiting (someone else may have completed it)")
+    if item.role == "applicant":
+        raise Forbidden("the applicant completes this step (supplementary materials)")
+    if not principal.can(LANE + item.role):
+        raise Forbidden(f"the step {item.name} is done in the lane {item.role!r}, which your account lacks")
+    allowed = STANDARD_DECISIONS.get(item.step) if application.process_name == "standard" else None
+    if allowed is not None and decision not in allowed:
+        raise InvalidInput(f"decision: one of {', '.join(allowed)} for the step {item.name}")
+    if decision is not None and not _DECISION.match(decision):
+        raise InvalidInput("decision: a short lower-case word")
+    if decision in NEEDS_REASON and len(note.strip()) < 4:
+        raise InvalidInput("note: say what is missing or why, for the applicant (at least 4 characters)")
+    _advance(
+        session,
+        application,
+        task_id,
+        {"decision": decision},
+        actor=principal.username,
+        action=f"{item.step}:{decision}" if decision else item.step,
+        note=note.strip(),
+        clock=clock,
+    )
+    audit.record(
+        session,
+        actor=principal,
+        action="intake.application.step",
+        target_type="intake_application",
+        target_id=receipt_no,
+        clock=clock,
+        detail={"step": item.step, "decision": decision, "status": application.status},
+    )
+    return _application_out(session, application, sealer=sealer)
+
+
+def _yuan(fen: Any) -> Any:
+    return str(Decimal(fen) / 100) if isinstance(fen, int) and not isinstance(fen, bool) else fen
+
+
+def _as_input(fields: Sequence[formdef.Field], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored (normalised) values as form input again: money back from fen to yuan, in tables too."""
+    out = dict(values)
+    for f in fields:
+        if f.key not in out:
+            continue
+        if f.type == formdef.FieldType.MONEY:
+            out[f.key] = _yuan(out[f.key])
+        elif f.type == formdef.FieldType.TABLE and isinstance(out[f.key], list):
+            out[f.key] = [_as_input(f.columns, row) if isinstance(row, dict) else row for row in out[f.key]]
+    return out
+
+
+def supplement(
+    session: Session,
+    principal: Principal,
+    receipt_no: str,
+    values: Mapping[str, Any],
+    *,
+    sealer: Sealer,
+    clock: Clock,
+) -> ApplicationOut:
+    """The applicant answers a request for supplementary material (补正): changed values and new uploads
+    are merged, pre-checked again, and the process goes back to the step that asked."""
+    application = repo.application_by_receipt(session, receipt_no, for_update=True)
+    if application is None or application.applicant_account_id != principal.account_id:
+        raise NotFound(f"no application {receipt_no!r}")
+    waiting = [w for w in repo.work_items_of(session, application.id) if w.role == "applicant"]
+    if not waiting:
+        raise Conflict("no supplementary material was requested for this application")
+    stored = json.loads(sealer.open(application.values_sealed, f"intake_application:{application.id}"))
+    form = repo.form_by_id(session, application.form_id)
+    definition = formdef.FormDefinition.model_validate(form.definition)
+    file_keys = {f.key for f in definition.fields if f.type == formdef.FieldType.FILE}
+    merged = {k: v for k, v in _as_input(definition.fields, stored).items() if k not in file_keys}
+    merged.update({k: v for k, v in values.items() if k not in file_keys})
+    # Files: the upload ids already attached stay; new ids are the caller's unattached uploads.
+    new_ids: dict[str, list[str]] = {}
+    for key in file_keys:
+        if key in values:
+            ids = values[key] if isinstance(values[key], list) else [values[key]]
+            new_ids[key] = [i for i in ids if i not in stored.get(key, [])]
+            merged[key] = new_ids[key]
+    _, _, _, statuses, result, rows = _check(
+        session, principal, application.item_code, merged, sealer=sealer, clock=clock
+    )
+    kept = {key: repo.uploads(session, stored.get(key, [])) for key in file_keys if key not in values}
+    if not result.ok:
+        blocking = [
+            f
+            for f in result.findings
+            if f.severity == "error" and not (f.field is not None and kept.get(f.field))
+        ]
+        if blocking:
+            raise PrecheckFailed(
+                "the supplement has problems to fix",
+                findings=[_finding_out(f).model_dump() for f in blocking],
+            )
+    new_values = formdef.jsonable(result.values)
+    for key in file_keys:
+        new_values[key] = [u.id for u in kept.get(key, [])] + [u.id for u in rows.get(key, [])]
+        if not new_values[key]:
+            new_values.pop(key)
+        for u in rows.get(key, []):
+            u.application_id = application.id
+    application.values_sealed = sealer.seal(
+        json.dumps(new_values, ensure_ascii=False), f"intake_application:{application.id}"
+    )
+    application.findings = [_finding_out(f).model_dump() for f in result.findings if f.severity == "warning"]
+    application.materials = [s.model_dump() for s in statuses]
+    _advance(
+        session,
+        application,
+        waiting[0].task_id,
+        {},
+        actor=principal.username,
+        action="supplement",
+        note="",
+        clock=clock,
+    )
+    audit.record(
+        session,
+        actor=principal,
+        action="intake.application.supplement",
+        target_type="intake_application",
+        target_id=receipt_no,
+        clock=clock,
+    )
+    return _application_out(session, application, sealer=sealer)

@@ -163,3 +163,21 @@ def test_demo_loads_the_shipped_catalogue(cli_env: dict[str, str]) -> None:
     accounts = Path(cli_env["TONGBAN_DATA_DIR"]) / "demo-accounts.txt"
     assert oct(accounts.stat().st_mode & 0o777) == "0o600"
     assert "reviewer" in accounts.read_text()
+
+
+def test_intake_jobs_run_and_are_idempotent(cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert tongban(cli_env, "db", "upgrade").returncode == 0
+    orphan = tmp_path / "data" / "files" / "ab" / ("ab" * 16)
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"a file whose record never committed")
+    old = 1_000_000_000  # 2001: older than any retention window
+    os.utime(orphan, (old, old))
+    first = tongban(cli_env, "intake", "sweep-uploads")
+    assert first.returncode == 0, first.stderr
+    assert "1 files removed" in first.stdout
+    assert not orphan.exists()
+    assert "0 files removed" in tongban(cli_env, "intake", "sweep-uploads").stdout
+    escalated = tongban(cli_env, "intake", "escalate")
+    assert escalated.returncode == 0, escalated.stderr
+    assert "0 overdue applications escalated" in escalated.stdout
+    assert tongban(cli_env, "intake", "sweep-uploads", "--hours", "0").returncode == 2

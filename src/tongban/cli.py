@@ -31,11 +31,13 @@ from tongban.core.clock import SystemClock
 from tongban.core.config import Settings, get_settings
 from tongban.core.db import make_engine, make_sessionmaker, session_scope
 from tongban.core.errors import DomainError
+from tongban.core.files import FileStore
 from tongban.core.llm import get_chat_model
 from tongban.core.logging import configure_logging
 from tongban.core.tasks import purge_expired
 from tongban.core.workdays import YearSchedule
 from tongban.demo import add_situations
+from tongban.intake import service as intake_service
 from tongban.knowledge import evaluate as knowledge_eval
 from tongban.knowledge import ingest as knowledge_ingest
 from tongban.knowledge import service as knowledge_service
@@ -57,6 +59,8 @@ eval_app = typer.Typer(help="Measure quality on labelled data.", no_args_is_help
 consult_app = typer.Typer(help="The consultation service (问).", no_args_is_help=True)
 app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(consult_app, name="consult")
+intake_app = typer.Typer(help="Unified intake (办): applications, deadlines, uploads.", no_args_is_help=True)
+app.add_typer(intake_app, name="intake")
 knowledge_app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
 
@@ -443,6 +447,32 @@ def consult_expire() -> None:
     with session_scope(make_sessionmaker(engine)) as session:
         n = consult_service.expire_conversations(session, clock=SystemClock())
     out.print(f"{n} conversations deleted")
+
+
+@intake_app.command("escalate")
+def intake_escalate() -> None:
+    """Escalate overdue applications to their supervisors, once each (idempotent; schedule it daily)."""
+    engine = _engine(get_settings())
+    _require_schema(engine)
+    with session_scope(make_sessionmaker(engine)) as session:
+        receipts = intake_service.escalate_overdue(session, clock=SystemClock())
+    out.print(
+        f"{len(receipts)} overdue applications escalated" + (f": {', '.join(receipts)}" if receipts else "")
+    )
+
+
+@intake_app.command("sweep-uploads")
+def intake_sweep_uploads(
+    hours: Annotated[int, typer.Option(min=1, help="Delete unattached uploads older than this.")] = 24,
+) -> None:
+    """Delete uploads never attached to an application, and files no record refers to (idempotent)."""
+    settings = get_settings()
+    engine = _engine(settings)
+    _require_schema(engine)
+    store = FileStore(settings.data_dir / "files", settings.sealer())
+    with session_scope(make_sessionmaker(engine)) as session:
+        n = intake_service.sweep_uploads(session, store, clock=SystemClock(), hours=hours)
+    out.print(f"{n} files removed")
 
 
 def _holder(settings: Settings) -> knowledge_service.IndexHolder:

@@ -12,185 +12,15 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.orm import Session
-from stdnum.cn import ric
 
 from tests.conftest import bearer, make_account
 from tests.factories import item
+from tests.intake.helpers import CODE, DEFINITION, ID, known_citizen, upload, values
 from tests.intake.pdfs import PNG, pdf
 from tongban.catalog import service as catalog
 from tongban.core.clock import FixedClock
 from tongban.intake import service
 from tongban.intake.vocab import DataSource, ProfileKind, Purpose
-
-CODE = "11110000INTK0001"
-ID = "11010519900307123" + ric.calc_check_digit("11010519900307123" + "0")
-
-MATERIALS = [
-    {"name": "居民身份证", "source": "e_licence", "source_ref": "居民身份证"},
-    {"name": "户口簿", "source": "shared_data", "source_ref": "户籍信息"},
-    {"name": "房屋租赁合同", "source": "applicant"},
-    {"name": "告知承诺书", "source": "exempt"},
-]
-
-DEFINITION: dict[str, Any] = {
-    "fields": [
-        {
-            "key": "name",
-            "label": "姓名",
-            "label_en": "Name",
-            "type": "text",
-            "required": True,
-            "profile_key": "person.name",
-        },
-        {
-            "key": "id_number",
-            "label": "公民身份号码",
-            "label_en": "ID number",
-            "type": "id_number",
-            "required": True,
-            "profile_key": "person.id_number",
-        },
-        {
-            "key": "mobile",
-            "label": "手机号码",
-            "label_en": "Mobile",
-            "type": "mobile",
-            "required": True,
-            "profile_key": "person.mobile",
-        },
-        {
-            "key": "monthly_rent",
-            "label": "月租金",
-            "label_en": "Monthly rent",
-            "type": "money",
-            "required": True,
-            "min": 1,
-        },
-        {
-            "key": "months",
-            "label": "租期（月）",
-            "label_en": "Months",
-            "type": "integer",
-            "required": True,
-            "min": 1,
-            "max": 120,
-        },
-        {
-            "key": "total_rent",
-            "label": "租金总额",
-            "label_en": "Total rent",
-            "type": "money",
-            "computed": {"*": [{"var": "monthly_rent"}, {"var": "months"}]},
-        },
-        {
-            "key": "id_card",
-            "label": "身份证扫描件",
-            "label_en": "ID card scan",
-            "type": "file",
-            "required": True,
-            "material": "居民身份证",
-            "accept": ["application/pdf", "image/jpeg", "image/png"],
-        },
-        {
-            "key": "household",
-            "label": "户口簿扫描件",
-            "label_en": "Household register scan",
-            "type": "file",
-            "required": True,
-            "material": "户口簿",
-            "accept": ["application/pdf"],
-        },
-        {
-            "key": "lease",
-            "label": "房屋租赁合同",
-            "label_en": "Lease",
-            "type": "file",
-            "required": True,
-            "material": "房屋租赁合同",
-            "accept": ["application/pdf"],
-            "max_bytes": 5_000_000,
-        },
-    ]
-}
-
-
-@pytest.fixture
-def published(session: Session, clock: FixedClock, client: httpx.Client) -> dict[str, dict[str, str]]:
-    catalog.import_item(
-        session,
-        item(code=CODE, name="租房提取住房公积金", audiences=["natural_person"], materials=MATERIALS),
-        actor="test",
-        clock=clock,
-        source="test",
-    )
-    make_account(session, clock, "editor.sun", ["intake_form_editor"])
-    make_account(session, clock, "publisher.qian", ["intake_form_publisher"])
-    make_account(session, clock, "citizen.li", [])
-    make_account(session, clock, "officer.wang", ["intake_officer"])
-    session.commit()
-    headers = {u: bearer(client, u) for u in ("editor.sun", "publisher.qian", "citizen.li", "officer.wang")}
-    saved = client.post(
-        f"/api/v1/intake/items/{CODE}/forms", headers=headers["editor.sun"], json={"definition": DEFINITION}
-    )
-    assert saved.status_code == 201, saved.text
-    done = client.post(f"/api/v1/intake/items/{CODE}/forms/1/publish", headers=headers["publisher.qian"])
-    assert done.status_code == 200, done.text
-    return headers
-
-
-def _known_citizen(client: httpx.Client, h: dict[str, dict[str, str]], *, exempt: bool = True) -> None:
-    """The citizen's profile: name and mobile stated, ID number from the ID-card licence, household shared."""
-    citizen, officer = h["citizen.li"], h["officer.wang"]
-    profile_id = client.get("/api/v1/me/profile", headers=citizen).json()["id"]
-    assert (
-        client.patch(
-            "/api/v1/me/profile",
-            headers=citizen,
-            json={"data": {"person.name": "李明", "person.mobile": "13800138000"}},
-        ).status_code
-        == 200
-    )
-    assert (
-        client.post(
-            f"/api/v1/intake/profiles/{profile_id}/data",
-            headers=officer,
-            json={
-                "data": {"person.id_number": ID, "person.household_address": "北京市东城区"},
-                "source": "shared_data",
-                "source_ref": "户籍信息",
-                "reason": "户籍信息共享",
-            },
-        ).status_code
-        == 200
-    )
-    assert (
-        client.post(
-            f"/api/v1/intake/profiles/{profile_id}/licences",
-            headers=officer,
-            json={
-                "licence_type": "居民身份证",
-                "number": ID,
-                "issuer": "北京市公安局东城分局",
-                "issued_on": "2015-05-01",
-                "valid_until": "2035-05-01",
-            },
-        ).status_code
-        == 200
-    )
-    for purpose in ("prefill", "exempt") if exempt else ("prefill",):
-        assert (
-            client.put(
-                f"/api/v1/me/consents/{purpose}", headers=citizen, json={"purpose": purpose}
-            ).status_code
-            == 200
-        )
-
-
-def _upload(
-    client: httpx.Client, headers: dict[str, str], name: str, data: bytes, ctype: str = "application/pdf"
-) -> httpx.Response:
-    return client.post("/api/v1/intake/uploads", headers=headers, files={"file": (name, data, ctype)})
-
 
 # --- forms -------------------------------------------------------------------------------------------
 
@@ -244,7 +74,7 @@ def test_nothing_the_platform_knows_is_asked_again(
 ) -> None:
     """WCAG 2.2 SC 3.3.7 (redundant entry): known values come prefilled with their source, and materials the
     platform holds are not asked for."""
-    _known_citizen(client, published)
+    known_citizen(client, published)
     form = client.get(f"/api/v1/intake/items/{CODE}/application-form", headers=published["citizen.li"]).json()
     fields = {f["key"]: f for f in form["definition"]["fields"]}
     prefilled = {p["field"]: p for p in form["prefilled"]}
@@ -271,7 +101,7 @@ def test_nothing_the_platform_knows_is_asked_again(
 def test_without_consent_nothing_is_prefilled_or_exempted(
     client: httpx.Client, published: dict[str, dict[str, str]]
 ) -> None:
-    _known_citizen(client, published, exempt=False)
+    known_citizen(client, published, exempt=False)
     client.delete("/api/v1/me/consents/prefill", headers=published["citizen.li"])
     form = client.get(f"/api/v1/intake/items/{CODE}/application-form", headers=published["citizen.li"]).json()
     assert form["prefilled"] == []
@@ -314,7 +144,7 @@ def test_unusable_files_are_refused_with_a_reason(
     code: str | None,
 ) -> None:
     before = {k for k, _ in app.state.runtime.files.stored()}
-    response = _upload(client, published["citizen.li"], name, data, ctype)
+    response = upload(client, published["citizen.li"], name, data, ctype)
     assert response.status_code == 422, response.text
     if code:
         assert response.json()["code"] == code
@@ -325,7 +155,7 @@ def test_uploads_are_sealed_on_disk(
     client: httpx.Client, published: dict[str, dict[str, str]], app: FastAPI
 ) -> None:
     body = pdf(f"Lease of {ID}")
-    response = _upload(client, published["citizen.li"], "lease.pdf", body)
+    response = upload(client, published["citizen.li"], "lease.pdf", body)
     assert response.status_code == 201, response.text
     key = response.json()["id"]
     store = app.state.runtime.files
@@ -338,43 +168,32 @@ def test_uploads_are_sealed_on_disk(
 # --- pre-check and submission ------------------------------------------------------------------------
 
 
-def _values(lease: str) -> dict[str, Any]:
-    return {
-        "name": "李明",
-        "id_number": ID,
-        "mobile": "13800138000",
-        "monthly_rent": "3500.50",
-        "months": 12,
-        "lease": [lease],
-    }
-
-
 def test_precheck_tells_the_applicant_what_to_fix(
     client: httpx.Client, published: dict[str, dict[str, str]]
 ) -> None:
-    _known_citizen(client, published)
+    known_citizen(client, published)
     citizen = published["citizen.li"]
     wrong = ID[:17] + ("0" if ID[17] != "0" else "1")
     result = client.post(
         f"/api/v1/intake/items/{CODE}/precheck",
         headers=citizen,
-        json={"values": {**_values("x"), "id_number": wrong, "lease": []}},
+        json={"values": {**values("x"), "id_number": wrong, "lease": []}},
     ).json()
     codes = {(f["code"], f["field"]) for f in result["findings"]}
     assert result["ok"] is False
     assert ("id.check_char", "id_number") in codes
     assert any(field == "lease" for _, field in codes)  # the lease is missing
-    lease = _upload(client, citizen, "lease.pdf", pdf(f"Lessee ID {ID}")).json()["id"]
+    lease = upload(client, citizen, "lease.pdf", pdf(f"Lessee ID {ID}")).json()["id"]
     good = client.post(
-        f"/api/v1/intake/items/{CODE}/precheck", headers=citizen, json={"values": _values(lease)}
+        f"/api/v1/intake/items/{CODE}/precheck", headers=citizen, json={"values": values(lease)}
     ).json()
     assert good["ok"] is True, good["findings"]
     assert good["values"]["monthly_rent"] == 350050
     assert good["values"]["total_rent"] == 350050 * 12
     # the uploaded lease does not mention the applicant: a warning, not a block
-    other = _upload(client, citizen, "lease2.pdf", pdf("Lessee somebody else")).json()["id"]
+    other = upload(client, citizen, "lease2.pdf", pdf("Lessee somebody else")).json()["id"]
     warned = client.post(
-        f"/api/v1/intake/items/{CODE}/precheck", headers=citizen, json={"values": _values(other)}
+        f"/api/v1/intake/items/{CODE}/precheck", headers=citizen, json={"values": values(other)}
     ).json()
     assert warned["ok"] is True
     assert [f["code"] for f in warned["findings"]] == ["file.no_mention"]
@@ -383,11 +202,11 @@ def test_precheck_tells_the_applicant_what_to_fix(
 def test_submission_is_idempotent_and_complete(
     client: httpx.Client, published: dict[str, dict[str, str]], session: Session
 ) -> None:
-    _known_citizen(client, published)
+    known_citizen(client, published)
     citizen = published["citizen.li"]
-    lease = _upload(client, citizen, "lease.pdf", pdf(f"Lessee ID {ID}")).json()["id"]
-    values = _values(lease)
-    body: dict[str, Any] = {"item_code": CODE, "values": values}
+    lease = upload(client, citizen, "lease.pdf", pdf(f"Lessee ID {ID}")).json()["id"]
+    filled = values(lease)
+    body: dict[str, Any] = {"item_code": CODE, "values": filled}
     key = {**citizen, "Idempotency-Key": "submit-0001-abcdef"}
     first = client.post("/api/v1/intake/applications", headers=key, json=body)
     assert first.status_code == 201, first.text
@@ -396,7 +215,7 @@ def test_submission_is_idempotent_and_complete(
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert again.json()["receipt_no"] == first.json()["receipt_no"]
     changed = client.post(
-        "/api/v1/intake/applications", headers=key, json={**body, "values": {**values, "months": 6}}
+        "/api/v1/intake/applications", headers=key, json={**body, "values": {**filled, "months": 6}}
     )
     assert changed.status_code == 409
     assert session.execute(text("SELECT count(*) FROM intake_application")).scalar_one() == 1
@@ -423,10 +242,10 @@ def test_submission_is_idempotent_and_complete(
 def test_a_refused_submission_stores_nothing(
     client: httpx.Client, published: dict[str, dict[str, str]], session: Session
 ) -> None:
-    _known_citizen(client, published)
+    known_citizen(client, published)
     citizen = published["citizen.li"]
-    lease = _upload(client, citizen, "lease.pdf", pdf(f"Lessee ID {ID}")).json()["id"]
-    bad = {"item_code": CODE, "values": {**_values(lease), "months": 0}}
+    lease = upload(client, citizen, "lease.pdf", pdf(f"Lessee ID {ID}")).json()["id"]
+    bad = {"item_code": CODE, "values": {**values(lease), "months": 0}}
     response = client.post(
         "/api/v1/intake/applications", headers={**citizen, "Idempotency-Key": "submit-bad-0001"}, json=bad
     )
@@ -444,7 +263,7 @@ def test_a_refused_submission_stores_nothing(
     fixed = client.post(
         "/api/v1/intake/applications",
         headers={**citizen, "Idempotency-Key": "submit-bad-0001"},
-        json={"item_code": CODE, "values": _values(lease)},
+        json={"item_code": CODE, "values": values(lease)},
     )
     assert fixed.status_code == 201, fixed.text
 
@@ -452,19 +271,19 @@ def test_a_refused_submission_stores_nothing(
 def test_others_cannot_use_or_see_an_applicants_things(
     client: httpx.Client, published: dict[str, dict[str, str]], session: Session, clock: FixedClock
 ) -> None:
-    _known_citizen(client, published)
+    known_citizen(client, published)
     citizen = published["citizen.li"]
     make_account(session, clock, "citizen.zhou", [])
     session.commit()
     other = bearer(client, "citizen.zhou")
-    lease = _upload(client, citizen, "lease.pdf", pdf(f"Lessee ID {ID}")).json()["id"]
+    lease = upload(client, citizen, "lease.pdf", pdf(f"Lessee ID {ID}")).json()["id"]
     stolen = client.post(
-        f"/api/v1/intake/items/{CODE}/precheck", headers=other, json={"values": _values(lease)}
+        f"/api/v1/intake/items/{CODE}/precheck", headers=other, json={"values": values(lease)}
     )
     assert stolen.status_code == 422
     assert "no upload" in stolen.json()["detail"]
     receipt = client.post(
-        "/api/v1/intake/applications", headers=citizen, json={"item_code": CODE, "values": _values(lease)}
+        "/api/v1/intake/applications", headers=citizen, json={"item_code": CODE, "values": values(lease)}
     ).json()["receipt_no"]
     assert client.get(f"/api/v1/me/applications/{receipt}", headers=other).status_code == 404
     assert (
@@ -479,14 +298,14 @@ def test_stale_uploads_and_orphan_files_are_swept(
     clock: FixedClock,
     app: FastAPI,
 ) -> None:
-    _known_citizen(client, published)
+    known_citizen(client, published)
     citizen = published["citizen.li"]
     store = app.state.runtime.files
-    kept = _upload(client, citizen, "lease.pdf", pdf(f"Lessee ID {ID}")).json()["id"]
+    kept = upload(client, citizen, "lease.pdf", pdf(f"Lessee ID {ID}")).json()["id"]
     client.post(
-        "/api/v1/intake/applications", headers=citizen, json={"item_code": CODE, "values": _values(kept)}
+        "/api/v1/intake/applications", headers=citizen, json={"item_code": CODE, "values": values(kept)}
     )
-    dropped = _upload(client, citizen, "draft.pdf", pdf("a draft never submitted")).json()["id"]
+    dropped = upload(client, citizen, "draft.pdf", pdf("a draft never submitted")).json()["id"]
     store.put("ab" * 16, b"a file whose row never committed")
     assert service.sweep_uploads(session, store, clock=clock) == 0  # nothing is old enough yet
     clock.advance(dt.timedelta(days=2))

@@ -3,62 +3,19 @@ approval and refusal, every status change recorded."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
-import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from tests.conftest import bearer, make_account
+from tests.intake.helpers import ID, step, submit, upload
 from tests.intake.pdfs import pdf
-from tests.intake.test_applications import CODE, ID, _known_citizen, _upload, _values
-from tests.intake.test_applications import published as published
 from tongban.core import audit
-from tongban.core.clock import FixedClock
-
-
-@pytest.fixture
-def staff(
-    published: dict[str, dict[str, str]], session: Session, clock: FixedClock, client: httpx.Client
-) -> dict[str, dict[str, str]]:
-    make_account(session, clock, "reviewer.zhou", ["intake_reviewer"])
-    make_account(session, clock, "decider.wu", ["intake_decider"])
-    session.commit()
-    return {
-        **published,
-        "reviewer.zhou": bearer(client, "reviewer.zhou"),
-        "decider.wu": bearer(client, "decider.wu"),
-    }
-
-
-def _submit(client: httpx.Client, h: dict[str, dict[str, str]]) -> dict[str, Any]:
-    _known_citizen(client, h)
-    citizen = h["citizen.li"]
-    lease = _upload(client, citizen, "lease.pdf", pdf(f"Lessee ID {ID}")).json()["id"]
-    response = client.post(
-        "/api/v1/intake/applications", headers=citizen, json={"item_code": CODE, "values": _values(lease)}
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def _step(
-    client: httpx.Client, headers: dict[str, str], app: dict[str, Any], decision: str | None, note: str = ""
-) -> httpx.Response:
-    task = app["waiting"][0]["task_id"]
-    return client.post(
-        f"/api/v1/intake/applications/{app['receipt_no']}/steps/{task}",
-        headers=headers,
-        json={"decision": decision, "note": note},
-    )
 
 
 def test_an_application_goes_from_submission_through_supplement_to_approval(
     client: httpx.Client, staff: dict[str, dict[str, str]], session: Session
 ) -> None:
-    app = _submit(client, staff)
+    app = submit(client, staff)
     receipt = app["receipt_no"]
     assert app["status"] == "submitted"
     assert [(w["step"], w["role"]) for w in app["waiting"]] == [("accept", "window")]
@@ -73,24 +30,22 @@ def test_an_application_goes_from_submission_through_supplement_to_approval(
         (receipt, "accept", ["accept", "supplement", "reject"])
     ]
     assert client.get("/api/v1/intake/worklist", headers=reviewer).json() == []
-    assert _step(client, reviewer, app, "accept").status_code == 403  # not the reviewer's lane
+    assert step(client, reviewer, app, "accept").status_code == 403  # not the reviewer's lane
 
     # 补正: the window asks for a clearer lease
-    assert _step(client, officer, app, "approve").status_code == 422  # not a decision of this step
-    assert _step(client, officer, app, "supplement").status_code == 422  # says what is missing
-    asked = _step(client, officer, app, "supplement", "租赁合同缺少出租人签字页，请补充上传。")
+    assert step(client, officer, app, "approve").status_code == 422  # not a decision of this step
+    assert step(client, officer, app, "supplement").status_code == 422  # says what is missing
+    asked = step(client, officer, app, "supplement", "租赁合同缺少出租人签字页，请补充上传。")
     assert asked.status_code == 200, asked.text
     app = asked.json()
     assert app["status"] == "supplement_requested"
     assert [(w["step"], w["role"]) for w in app["waiting"]] == [("supplement_accept", "applicant")]
-    assert _step(client, officer, app, None).status_code == 403  # the applicant answers this one
+    assert step(client, officer, app, None).status_code == 403  # the applicant answers this one
     mine = client.get(f"/api/v1/me/applications/{receipt}", headers=citizen).json()
     assert mine["events"][-1]["note"] == "租赁合同缺少出租人签字页，请补充上传。"
 
     # the applicant resubmits: a new lease and a corrected term
-    new_lease = _upload(client, citizen, "lease-signed.pdf", pdf(f"Signed lease, lessee ID {ID}")).json()[
-        "id"
-    ]
+    new_lease = upload(client, citizen, "lease-signed.pdf", pdf(f"Signed lease, lessee ID {ID}")).json()["id"]
     bad = client.post(
         f"/api/v1/me/applications/{receipt}/supplement", headers=citizen, json={"values": {"months": 0}}
     )
@@ -118,13 +73,13 @@ def test_an_application_goes_from_submission_through_supplement_to_approval(
     )
 
     # 受理 → 审查 → 决定 → 送达
-    app = _step(client, officer, app, "accept").json()
+    app = step(client, officer, app, "accept").json()
     assert app["status"] == "in_progress"
     assert [w["step"] for w in client.get("/api/v1/intake/worklist", headers=reviewer).json()] == ["review"]
-    app = _step(client, reviewer, app, "pass").json()
-    app = _step(client, decider, app, "approve").json()
+    app = step(client, reviewer, app, "pass").json()
+    app = step(client, decider, app, "approve").json()
     assert [w["step"] for w in app["waiting"]] == ["deliver"]
-    app = _step(client, officer, app, "done").json()
+    app = step(client, officer, app, "done").json()
     assert app["status"] == "approved"
     assert app["waiting"] == []
 
@@ -149,18 +104,18 @@ def test_an_application_goes_from_submission_through_supplement_to_approval(
 
 
 def test_a_step_is_completed_once(client: httpx.Client, staff: dict[str, dict[str, str]]) -> None:
-    app = _submit(client, staff)
+    app = submit(client, staff)
     officer = staff["officer.wang"]
-    assert _step(client, officer, app, "accept").status_code == 200
-    again = _step(client, officer, app, "accept")  # the same task id, already done
+    assert step(client, officer, app, "accept").status_code == 200
+    again = step(client, officer, app, "accept")  # the same task id, already done
     assert again.status_code == 409
 
 
 def test_refusal_at_the_window_ends_the_application(
     client: httpx.Client, staff: dict[str, dict[str, str]], session: Session
 ) -> None:
-    app = _submit(client, staff)
-    refused = _step(
+    app = submit(client, staff)
+    refused = step(
         client, staff["officer.wang"], app, "reject", "申请事项不属于本机关职权范围，请向户籍所在区申请。"
     )
     assert refused.status_code == 200
@@ -172,7 +127,7 @@ def test_refusal_at_the_window_ends_the_application(
 def test_officers_see_the_findings_and_masked_identity_numbers(
     client: httpx.Client, staff: dict[str, dict[str, str]], session: Session
 ) -> None:
-    app = _submit(client, staff)
+    app = submit(client, staff)
     seen = client.get(
         f"/api/v1/intake/applications/{app['receipt_no']}", headers=staff["reviewer.zhou"]
     ).json()

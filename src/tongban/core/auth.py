@@ -42,6 +42,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "intake:lane:window",
             "intake:lane:reviewer",
             "intake:lane:decider",
+            "intake:monitor",
             "audit:read",
             "accounts:manage",
         }
@@ -57,7 +58,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "intake_reviewer": frozenset({"intake:profiles", "intake:lane:reviewer"}),
     "intake_decider": frozenset({"intake:profiles", "intake:lane:decider"}),
     #: A supervisor who may see sensitive personal data unmasked.
-    "intake_supervisor": frozenset({"intake:profiles", "intake:sensitive"}),
+    "intake_supervisor": frozenset({"intake:profiles", "intake:sensitive", "intake:monitor"}),
     #: Writes application forms; a form publisher (another person) publishes them.
     "intake_form_editor": frozenset({"intake:forms"}),
     "intake_form_publisher": frozenset({"intake:forms", "intake:forms_publish"}),

@@ -31,14 +31,17 @@ from tongban.intake.schemas import (
     DataWrite,
     FormOut,
     FormWrite,
+    ItemSettingWrite,
     LicenceOut,
     LicenceWrite,
+    MonitorRow,
     OfficerDataWrite,
     PrecheckOut,
     PrecheckWrite,
     ProfileCreate,
     ProfileOut,
     StepWrite,
+    SuspensionWrite,
     UploadOut,
     WorkItemOut,
 )
@@ -332,10 +335,10 @@ def my_applications(session: DbSession, principal: Holder) -> list[ApplicationSu
 
 @router.get("/me/applications/{receipt_no}")
 def my_application(
-    receipt_no: str, session: DbSession, principal: Holder, sealer: SealerDep
+    receipt_no: str, session: DbSession, principal: Holder, sealer: SealerDep, clock: ClockDep
 ) -> ApplicationOut:
     """One of the caller's applications with its values, materials, uploads and every status change."""
-    return service.get_application(session, principal, receipt_no, sealer=sealer)
+    return service.get_application(session, principal, receipt_no, sealer=sealer, clock=clock)
 
 
 # --- officers: the work list and the steps -----------------------------------------------------------
@@ -394,3 +397,58 @@ def supplement(
 ) -> ApplicationOut:
     """Answer a request for supplementary material: changed values and new upload ids; pre-checked again."""
     return service.supplement(session, principal, receipt_no, body.values, sealer=sealer, clock=clock)
+
+
+# --- deadlines ---------------------------------------------------------------------------------------
+
+Monitor = Annotated[auth.Principal, Depends(require(service.MONITOR))]
+
+
+@router.put("/intake/items/{code}/special-procedures")
+def set_special_procedures(
+    code: str, body: ItemSettingWrite, session: DbSession, clock: ClockDep, principal: FormEditor
+) -> list[str]:
+    """The special procedures (听证, 专家评审, 现场勘验 ...) that may suspend this item's time limit."""
+    return service.set_special_procedures(session, principal, code, body.special_procedures, clock=clock)
+
+
+@router.post("/intake/applications/{receipt_no}/suspensions")
+def start_suspension(
+    receipt_no: str,
+    body: SuspensionWrite,
+    session: DbSession,
+    principal: Officer,
+    clock: ClockDep,
+    sealer: SealerDep,
+) -> ApplicationOut:
+    """Start a special procedure of the item: the time limit is paused until it ends."""
+    return service.start_special_procedure(
+        session, principal, receipt_no, kind=body.kind, note=body.note, clock=clock, sealer=sealer
+    )
+
+
+@router.post("/intake/applications/{receipt_no}/suspensions/{suspension_id}/end")
+def end_suspension(
+    receipt_no: str,
+    suspension_id: int,
+    session: DbSession,
+    principal: Officer,
+    clock: ClockDep,
+    sealer: SealerDep,
+    note: Annotated[str, Query(max_length=2000)] = "",
+) -> ApplicationOut:
+    return service.end_special_procedure(
+        session, principal, receipt_no, suspension_id, note=note, clock=clock, sealer=sealer
+    )
+
+
+@router.get("/intake/deadlines")
+def deadlines(
+    session: DbSession,
+    principal: Monitor,
+    clock: ClockDep,
+    department: Annotated[str | None, Query(max_length=200)] = None,
+    level: Annotated[str | None, Query(pattern="^(green|yellow|red|paused)$")] = None,
+) -> list[MonitorRow]:
+    """Running applications against their promised time limits, overdue first."""
+    return service.monitor(session, principal, department=department, level=level, clock=clock)

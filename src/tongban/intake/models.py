@@ -181,6 +181,12 @@ class Application(Base):
     #: The BPMN definition the application runs (``standard`` or an item's own) and the serialised instance.
     process_name: Mapped[str] = mapped_column(String(64), default="standard")
     process_state: Mapped[str] = mapped_column(Text, default="")
+    #: The promised time limit (from the catalogue at submission) and the day the clock started (受理).
+    limit_value: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    limit_unit: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    accepted_on: Mapped[dt.date | None] = mapped_column(nullable=True)
+    #: When the overdue application was escalated to the supervisor (once).
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -218,6 +224,33 @@ class WorkItem(Base):
     #: The lane of the step: ``window``, ``reviewer``, ``decider``, ``applicant`` or an item's own.
     role: Mapped[str] = mapped_column(String(64))
     ready_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Suspension(Base):
+    """A period the time limit does not run (补正, 听证, 专家评审, 现场勘验 ...)."""
+
+    __tablename__ = "intake_suspension"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("intake_application.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    note: Mapped[str] = mapped_column(String(2000), default="")
+    started_by: Mapped[str] = mapped_column(String(64))
+
+
+class ItemSetting(Base):
+    """Intake settings of a service item: the special procedures that may suspend its time limit."""
+
+    __tablename__ = "intake_item_setting"
+
+    item_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    special_procedures: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class ReceiptCounter(Base):

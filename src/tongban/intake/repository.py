@@ -15,9 +15,11 @@ from tongban.intake.models import (
     Consent,
     ELicence,
     IntakeForm,
+    ItemSetting,
     Profile,
     ProfileDatum,
     ReceiptCounter,
+    Suspension,
     Upload,
     WorkItem,
 )
@@ -233,3 +235,35 @@ def work_items(session: Session, roles: list[str], *, limit: int) -> list[tuple[
         .limit(limit)
     )
     return [(w, a) for w, a in session.execute(stmt)]
+
+
+def suspensions(session: Session, application_id: int) -> list[Suspension]:
+    stmt = select(Suspension).where(Suspension.application_id == application_id).order_by(Suspension.id)
+    return list(session.scalars(stmt))
+
+
+def suspensions_of(session: Session, application_ids: list[int]) -> dict[int, list[Suspension]]:
+    out: dict[int, list[Suspension]] = {i: [] for i in application_ids}
+    if application_ids:
+        stmt = (
+            select(Suspension).where(Suspension.application_id.in_(application_ids)).order_by(Suspension.id)
+        )
+        for s in session.scalars(stmt):
+            out[s.application_id].append(s)
+    return out
+
+
+def running_applications(session: Session, *, department: str | None, limit: int) -> list[Application]:
+    """Accepted applications whose process has not ended, oldest acceptance first."""
+    stmt = select(Application).where(
+        Application.accepted_on.is_not(None),
+        Application.status.in_(("in_progress", "supplement_requested", "submitted")),
+        Application.limit_value.is_not(None),
+    )
+    if department:
+        stmt = stmt.where(Application.department == department)
+    return list(session.scalars(stmt.order_by(Application.accepted_on, Application.id).limit(limit)))
+
+
+def item_setting(session: Session, item_code: str) -> ItemSetting | None:
+    return session.get(ItemSetting, item_code)

@@ -245,8 +245,53 @@ class StepWrite(Strict):
     note: Annotated[str, StringConstraints(max_length=2000)] = ""
 
 
+class DeadlineOut(BaseModel):
+    """The promised time limit as it stands: used, suspended, due, and the warning level."""
+
+    limit: int
+    unit: str
+    accepted_on: dt.date
+    used: int
+    suspended: int
+    due: dt.date | None
+    paused: bool
+    #: ``green``, ``yellow`` (two thirds used), ``red`` (overdue) or ``paused``.
+    level: str
+
+
+class SuspensionOut(BaseModel):
+    id: int
+    kind: str
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    note: str
+
+
+class SuspensionWrite(Strict):
+    kind: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    note: Annotated[str, StringConstraints(min_length=2, max_length=2000)]
+
+
+class ItemSettingWrite(Strict):
+    special_procedures: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(
+        max_length=30
+    )
+
+
+class MonitorRow(BaseModel):
+    receipt_no: str
+    item_code: str
+    item_name: str
+    department: str
+    status: str
+    deadline: DeadlineOut
+    escalated_at: dt.datetime | None
+
+
 class ApplicationOut(ApplicationSummary):
     department: str
+    deadline: DeadlineOut | None = None
+    suspensions: list[SuspensionOut] = Field(default_factory=list)
     waiting: list[StepOut] = Field(default_factory=list)
     values: dict[str, Any]
     findings: list[FindingOut]

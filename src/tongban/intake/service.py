@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from tongban.catalog import service as catalog
 from tongban.catalog.schemas import ItemOut
-from tongban.core import audit
+from tongban.core import audit, calendar
 from tongban.core.auth import Principal
 from tongban.core.clock import Clock
 from tongban.core.crypto import Sealer
@@ -36,7 +36,7 @@ from tongban.core.errors import (
     Unauthenticated,
 )
 from tongban.core.files import FileStore, new_file_key
-from tongban.intake import formdef, identifiers, process, uploads
+from tongban.intake import deadlines, formdef, identifiers, process, uploads
 from tongban.intake import repository as repo
 from tongban.intake.models import (
     Application,
@@ -44,8 +44,10 @@ from tongban.intake.models import (
     Consent,
     ELicence,
     IntakeForm,
+    ItemSetting,
     Profile,
     ProfileDatum,
+    Suspension,
     WorkItem,
 )
 from tongban.intake.models import Upload as UploadRow
@@ -57,15 +59,18 @@ from tongban.intake.schemas import (
     ApplicationSummary,
     ConsentOut,
     DatumOut,
+    DeadlineOut,
     EventOut,
     FindingOut,
     FormOut,
     LicenceOut,
     MaterialStatus,
+    MonitorRow,
     PrecheckOut,
     Prefilled,
     ProfileOut,
     StepOut,
+    SuspensionOut,
     UploadOut,
     WorkItemOut,
 )
@@ -1185,6 +1190,7 @@ def submit_application(
     now = clock.now()
     if principal.account_id is None:  # _check refused anonymous callers already
         raise Unauthenticated("sign in to apply")
+    limit = item.content.promised_limit or item.content.statutory_limit
     application = Application(
         receipt_no=_receipt(session, clock),
         item_code=item_code,
@@ -1197,6 +1203,8 @@ def submit_application(
         findings=[_finding_out(f).model_dump() for f in result.findings],
         materials=[s.model_dump() for s in statuses],
         status="submitted",
+        limit_value=limit.value if limit else None,
+        limit_unit=limit.unit.value if limit else None,
         submitted_at=now,
         updated_at=now,
         version=1,
@@ -1232,10 +1240,12 @@ def submit_application(
         clock=clock,
         detail={"item_code": item_code},
     )
-    return _application_out(session, application, sealer=sealer)
+    return _application_out(session, application, sealer=sealer, clock=clock)
 
 
-def _application_out(session: Session, application: Application, *, sealer: Sealer) -> ApplicationOut:
+def _application_out(
+    session: Session, application: Application, *, sealer: Sealer, clock: Clock
+) -> ApplicationOut:
     values = json.loads(sealer.open(application.values_sealed, f"intake_application:{application.id}"))
     return ApplicationOut(
         receipt_no=application.receipt_no,
@@ -1249,6 +1259,8 @@ def _application_out(session: Session, application: Application, *, sealer: Seal
         findings=[FindingOut.model_validate(f) for f in application.findings],
         materials=[MaterialStatus.model_validate(m) for m in application.materials],
         uploads=[_upload_out(u) for u in repo.uploads_of(session, application.id)],
+        deadline=_deadline(session, application, (susp := repo.suspensions(session, application.id)), clock),
+        suspensions=[_suspension_out(x) for x in susp],
         waiting=[
             StepOut(task_id=w.task_id, step=w.step, name=w.name, role=w.role)
             for w in repo.work_items_of(session, application.id)
@@ -1268,13 +1280,13 @@ def _application_out(session: Session, application: Application, *, sealer: Seal
 
 
 def get_application(
-    session: Session, principal: Principal, receipt_no: str, *, sealer: Sealer
+    session: Session, principal: Principal, receipt_no: str, *, sealer: Sealer, clock: Clock
 ) -> ApplicationOut:
     """One application, to its applicant (others: not found)."""
     application = repo.application_by_receipt(session, receipt_no)
     if application is None or application.applicant_account_id != principal.account_id:
         raise NotFound(f"no application {receipt_no!r}")
-    return _application_out(session, application, sealer=sealer)
+    return _application_out(session, application, sealer=sealer, clock=clock)
 
 
 def my_applications(session: Session, principal: Principal, *, limit: int = 50) -> list[ApplicationSummary]:
@@ -1405,6 +1417,12 @@ def _advance(
     _sync(session, application, state, clock=clock)
     application.updated_at = clock.now()
     application.version += 1
+    if action == "accept:accept" and application.accepted_on is None:
+        application.accepted_on = _today(clock)  # the time limit runs from 受理
+    if application.status == "supplement_requested" and before != "supplement_requested":
+        _open_suspension(session, application, deadlines.SUPPLEMENT, note, actor, clock)
+    elif before == "supplement_requested" and application.status != "supplement_requested":
+        _close_suspensions(session, application, deadlines.SUPPLEMENT, clock)
     _event(session, application, actor, action, before, note, clock)
 
 
@@ -1455,7 +1473,7 @@ def officer_view(
     """An application as an officer sees it: values (ID numbers masked without ``intake:sensitive``), the
     pre-check's findings, materials, uploads, events and the steps waiting."""
     application = _officer_application(session, principal, receipt_no)
-    out = _application_out(session, application, sealer=sealer)
+    out = _application_out(session, application, sealer=sealer, clock=clock)
     if not principal.can(SENSITIVE):
         definition = formdef.FormDefinition.model_validate(
             repo.form_by_id(session, application.form_id).definition
@@ -1522,7 +1540,7 @@ def act(
         clock=clock,
         detail={"step": item.step, "decision": decision, "status": application.status},
     )
-    return _application_out(session, application, sealer=sealer)
+    return _application_out(session, application, sealer=sealer, clock=clock)
 
 
 def _yuan(fen: Any) -> Any:
@@ -1617,4 +1635,251 @@ def supplement(
         target_id=receipt_no,
         clock=clock,
     )
-    return _application_out(session, application, sealer=sealer)
+    return _application_out(session, application, sealer=sealer, clock=clock)
+
+
+# --- deadlines ---------------------------------------------------------------------------------------
+
+#: Permission to watch a department's deadlines (the monitoring page) and be escalated to.
+MONITOR = "intake:monitor"
+
+
+def _today(clock: Clock) -> dt.date:
+    return clock.now().astimezone(CHINA).date()
+
+
+def _deadline(
+    session: Session, application: Application, suspensions: Sequence[Suspension], clock: Clock
+) -> DeadlineOut | None:
+    if application.accepted_on is None or application.limit_value is None:
+        return None
+    today = _today(clock)
+    if application.status not in ("in_progress", "supplement_requested", "submitted"):
+        ended = max((e.at for e in repo.events(session, application.id)), default=clock.now())
+        today = ended.astimezone(CHINA).date()  # the clock stopped when the process ended
+    periods = [
+        deadlines.Period(
+            s.started_at.astimezone(CHINA).date(), s.ended_at.astimezone(CHINA).date() if s.ended_at else None
+        )
+        for s in suspensions
+    ]
+    st = deadlines.standing(
+        calendar.working_calendar(session),
+        limit=application.limit_value,
+        unit=application.limit_unit or "working_day",
+        started=application.accepted_on,
+        today=today,
+        suspensions=periods,
+    )
+    return DeadlineOut(
+        limit=st.limit,
+        unit=st.unit,
+        accepted_on=application.accepted_on,
+        used=st.used,
+        suspended=st.suspended,
+        due=st.due,
+        paused=st.paused,
+        level=st.level,
+    )
+
+
+def _suspension_out(s: Suspension) -> SuspensionOut:
+    return SuspensionOut(id=s.id, kind=s.kind, started_at=s.started_at, ended_at=s.ended_at, note=s.note)
+
+
+def _open_suspension(
+    session: Session, application: Application, kind: str, note: str, actor: str, clock: Clock
+) -> Suspension:
+    row = Suspension(
+        application_id=application.id, kind=kind, started_at=clock.now(), note=note, started_by=actor
+    )
+    repo.add(session, row)
+    return row
+
+
+def _close_suspensions(session: Session, application: Application, kind: str, clock: Clock) -> None:
+    for s in repo.suspensions(session, application.id):
+        if s.kind == kind and s.ended_at is None:
+            s.ended_at = clock.now()
+
+
+def special_procedures(session: Session, item_code: str) -> list[str]:
+    setting = repo.item_setting(session, item_code)
+    return (
+        list(setting.special_procedures)
+        if setting is not None
+        else list(deadlines.DEFAULT_SPECIAL_PROCEDURES)
+    )
+
+
+def set_special_procedures(
+    session: Session, principal: Principal, item_code: str, procedures: Sequence[str], *, clock: Clock
+) -> list[str]:
+    """Configure the special procedures that may suspend an item's time limit."""
+    principal.require(FORMS)
+    catalog.get_item(session, principal, item_code)
+    cleaned = list(dict.fromkeys(p.strip() for p in procedures if p.strip()))
+    if deadlines.SUPPLEMENT in cleaned:
+        raise InvalidInput(
+            f"{deadlines.SUPPLEMENT} suspends the time limit by itself; list the other procedures"
+        )
+    setting = repo.item_setting(session, item_code)
+    if setting is None:
+        setting = ItemSetting(
+            item_code=item_code,
+            special_procedures=cleaned,
+            updated_by=principal.username,
+            updated_at=clock.now(),
+        )
+        repo.add(session, setting)
+    else:
+        setting.special_procedures, setting.updated_by, setting.updated_at = (
+            cleaned,
+            principal.username,
+            clock.now(),
+        )
+    audit.record(
+        session,
+        actor=principal,
+        action="intake.item.special_procedures",
+        target_type="catalog_item",
+        target_id=item_code,
+        clock=clock,
+        detail={"special_procedures": cleaned},
+    )
+    return cleaned
+
+
+def start_special_procedure(
+    session: Session,
+    principal: Principal,
+    receipt_no: str,
+    *,
+    kind: str,
+    note: str,
+    clock: Clock,
+    sealer: Sealer,
+) -> ApplicationOut:
+    """Suspend the time limit for a special procedure of the item (听证, 专家评审, 现场勘验 ...)."""
+    application = _officer_application(session, principal, receipt_no)
+    allowed = special_procedures(session, application.item_code)
+    if kind not in allowed:
+        raise InvalidInput(f"kind: one of {', '.join(allowed) or '(none configured)'} for this item")
+    if application.accepted_on is None or application.status not in ("in_progress", "supplement_requested"):
+        raise Conflict("the time limit runs only for an accepted application still in progress")
+    if any(s.kind == kind and s.ended_at is None for s in repo.suspensions(session, application.id)):
+        raise Conflict(f"{kind} is already under way")
+    _open_suspension(session, application, kind, note, principal.username, clock)
+    before = application.status
+    _event(session, application, principal.username, f"suspend:{kind}", before, note, clock)
+    audit.record(
+        session,
+        actor=principal,
+        action="intake.application.suspend",
+        target_type="intake_application",
+        target_id=receipt_no,
+        clock=clock,
+        detail={"kind": kind},
+    )
+    return _application_out(session, application, sealer=sealer, clock=clock)
+
+
+def end_special_procedure(
+    session: Session,
+    principal: Principal,
+    receipt_no: str,
+    suspension_id: int,
+    *,
+    note: str,
+    clock: Clock,
+    sealer: Sealer,
+) -> ApplicationOut:
+    application = _officer_application(session, principal, receipt_no)
+    row = next((s for s in repo.suspensions(session, application.id) if s.id == suspension_id), None)
+    if row is None:
+        raise NotFound(f"no suspension {suspension_id} on {receipt_no}")
+    if row.kind == deadlines.SUPPLEMENT:
+        raise Conflict("补正 ends when the applicant submits the supplementary material")
+    if row.ended_at is not None:
+        raise Conflict(f"{row.kind} has already ended")
+    row.ended_at = clock.now()
+    _event(session, application, principal.username, f"resume:{row.kind}", application.status, note, clock)
+    audit.record(
+        session,
+        actor=principal,
+        action="intake.application.resume",
+        target_type="intake_application",
+        target_id=receipt_no,
+        clock=clock,
+        detail={"kind": row.kind},
+    )
+    return _application_out(session, application, sealer=sealer, clock=clock)
+
+
+def monitor(
+    session: Session,
+    principal: Principal,
+    *,
+    department: str | None,
+    level: str | None,
+    clock: Clock,
+    limit: int = 500,
+) -> list[MonitorRow]:
+    """Running applications against their time limits, most urgent first (a department's monitoring page)."""
+    principal.require(MONITOR)
+    apps = repo.running_applications(session, department=department, limit=limit)
+    susp = repo.suspensions_of(session, [a.id for a in apps])
+    rows = []
+    for a in apps:
+        d = _deadline(session, a, susp[a.id], clock)
+        if d is None or (level is not None and d.level != level):
+            continue
+        rows.append(
+            MonitorRow(
+                receipt_no=a.receipt_no,
+                item_code=a.item_code,
+                item_name=a.item_name,
+                department=a.department,
+                status=a.status,
+                deadline=d,
+                escalated_at=a.escalated_at,
+            )
+        )
+    order = {"red": 0, "yellow": 1, "green": 2, "paused": 3}
+    rows.sort(key=lambda r: (order[r.deadline.level], r.deadline.due or dt.date.max, r.receipt_no))
+    return rows
+
+
+def escalate_overdue(session: Session, *, clock: Clock) -> list[str]:
+    """Escalate every overdue application not yet escalated (once each): an event the applicant sees not,
+    an audit record, and the supervisor's monitoring page shows it. Idempotent."""
+    out = []
+    apps = repo.running_applications(session, department=None, limit=100_000)
+    susp = repo.suspensions_of(session, [a.id for a in apps])
+    for a in apps:
+        if a.escalated_at is not None:
+            continue
+        d = _deadline(session, a, susp[a.id], clock)
+        if d is None or d.level != "red":
+            continue
+        a.escalated_at = clock.now()
+        _event(
+            session,
+            a,
+            "system",
+            "escalate",
+            a.status,
+            f"逾期：已用{d.used}个工作日，承诺时限{d.limit}个工作日",
+            clock,
+        )
+        audit.record(
+            session,
+            actor="system",
+            action="intake.application.escalate",
+            target_type="intake_application",
+            target_id=a.receipt_no,
+            clock=clock,
+            detail={"used": d.used, "limit": d.limit, "department": a.department},
+        )
+        out.append(a.receipt_no)
+    return out

@@ -228,6 +228,9 @@ def test_submission_is_idempotent_and_complete(
     assert [u["id"] for u in mine["uploads"]] == [lease]
     assert [(e["action"], e["to_status"]) for e in mine["events"]] == [("submit", "submitted")]
     assert {m["name"]: m["status"] for m in mine["materials"]}["居民身份证"] == "exempt"
+    replay = session.execute(text("SELECT body FROM core_idempotency")).scalar_one()
+    assert replay.startswith("v1.")  # the stored response is sealed: it holds personal data
+    assert ID not in replay
     sealed = session.execute(text("SELECT values_sealed FROM intake_application")).scalar_one()
     assert ID not in sealed
     assert "李明" not in sealed
@@ -337,3 +340,16 @@ def test_prefill_and_exemption_follow_the_profile_service(session: Session, cloc
     filled = service.prefill(session, profile, {"name": "person.name"}, sealer=sealer, clock=clock)
     assert [(p.field, p.value, p.source) for p in filled] == [("name", "吴芳", DataSource.APPLICANT)]
     assert json.dumps([p.model_dump(mode="json") for p in filled], ensure_ascii=False).count("吴芳") == 1
+
+
+def test_one_upload_cannot_serve_twice(client: httpx.Client, published: dict[str, dict[str, str]]) -> None:
+    known_citizen(client, published)
+    citizen = published["citizen.li"]
+    lease = upload(client, citizen, "lease.pdf", pdf(f"Lessee ID {ID}")).json()["id"]
+    twice = client.post(
+        f"/api/v1/intake/items/{CODE}/precheck",
+        headers=citizen,
+        json={"values": {**values(lease), "lease": [lease, lease]}},
+    )
+    assert twice.status_code == 422
+    assert "named twice" in twice.json()["detail"]

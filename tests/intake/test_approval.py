@@ -3,7 +3,10 @@ approval and refusal, every status change recorded."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -142,3 +145,39 @@ def test_officers_see_the_findings_and_masked_identity_numbers(
     )
     views = audit.list_events(session, target_type="intake_application", target_id=app["receipt_no"])
     assert any(e.action == "intake.application.view" and e.actor == "reviewer.zhou" for e in views)
+
+
+def test_officer_responses_mask_identifiers_and_officers_never_handle_their_own(
+    client: httpx.Client, staff: dict[str, dict[str, str]], session: Session
+) -> None:
+    from tongban.core import auth
+    from tongban.core.clock import FixedClock
+    from tongban.core.crypto import Sealer, new_key
+    from tongban.core.errors import Forbidden
+    from tongban.intake import service
+
+    app = submit(client, staff)
+    accepted = step(client, staff["officer.wang"], app, "accept").json()
+    assert accepted["values"]["id_number"] != ID  # the act response is masked too, not only the detail view
+    # an officer who is also the applicant (same account) may not act on the application
+    account = auth.account_by_username(session, "citizen.li")
+    assert account is not None
+    same = auth.Principal(
+        account_id=account.id,
+        username="citizen.li",
+        display_name="",
+        roles=("intake_reviewer",),
+        permissions=auth.permissions_for(["intake_reviewer"]),
+    )
+    task = accepted["waiting"][0]["task_id"]
+    with pytest.raises(Forbidden, match="their own"):
+        service.act(
+            session,
+            same,
+            accepted["receipt_no"],
+            task,
+            decision="pass",
+            note="",
+            clock=FixedClock(dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)),
+            sealer=Sealer(new_key()),
+        )

@@ -109,6 +109,7 @@ def test_acceptance_starts_the_clock_and_suspensions_pause_it(
     assert app["deadline"]["due"] == "2026-03-09"  # 5 working days promised
     clock.advance(dt.timedelta(days=4))  # Friday (sessions last hours: sign in again)
     monitor, officer = bearer(client, "supervisor.zhao"), bearer(client, "officer.wang")
+    window, officer = officer, bearer(client, "reviewer.zhou")  # the application waits for 审查 now
     listed = client.get("/api/v1/intake/deadlines", headers=monitor)
     assert listed.status_code == 200, listed.text
     rows = listed.json()
@@ -117,6 +118,12 @@ def test_acceptance_starts_the_clock_and_suspensions_pause_it(
     ]
     assert client.get("/api/v1/intake/deadlines?level=red", headers=monitor).json() == []
     assert client.get("/api/v1/intake/deadlines", headers=officer).status_code == 403
+    not_theirs = client.post(
+        f"/api/v1/intake/applications/{receipt}/suspensions",
+        headers=window,
+        json={"kind": "现场勘验", "note": "越权"},
+    )
+    assert not_theirs.status_code == 403  # it waits in no lane of the window's
 
     # a special procedure of the item pauses the clock
     bad = client.post(
@@ -139,7 +146,7 @@ def test_acceptance_starts_the_clock_and_suspensions_pause_it(
     )
     assert twice.status_code == 409
     clock.advance(dt.timedelta(days=3))  # Monday 9th
-    officer = bearer(client, "officer.wang")
+    officer = bearer(client, "reviewer.zhou")
     sid = started.json()["suspensions"][0]["id"]
     ended = client.post(f"/api/v1/intake/applications/{receipt}/suspensions/{sid}/end", headers=officer)
     assert ended.status_code == 200
@@ -180,3 +187,36 @@ def test_supplement_after_acceptance_suspends_the_limit(
     assert d["used"] == 1  # Monday→Tuesday before 补正; the five working days of 补正 do not count
     assert d["suspended"] == 5
     assert d["due"] == "2026-03-16"
+
+
+def test_overlapping_suspensions_pause_the_clock_once() -> None:
+    both = _at(
+        dt.date(2026, 3, 13),
+        s=[
+            Period(dt.date(2026, 3, 3), dt.date(2026, 3, 10)),
+            Period(dt.date(2026, 3, 5), dt.date(2026, 3, 9)),
+        ],
+    )
+    alone = _at(dt.date(2026, 3, 13), s=[Period(dt.date(2026, 3, 3), dt.date(2026, 3, 10))])
+    assert both.suspended == alone.suspended == 5
+    assert both.due == alone.due
+
+
+def test_a_limit_beyond_the_known_holiday_schedules_is_unknown_not_guessed(
+    session: Session, clock: FixedClock
+) -> None:
+    from tongban.intake.models import Application
+
+    years = CAL.known_years
+    application = Application(
+        status="in_progress",
+        limit_value=400,
+        limit_unit="working_day",
+        accepted_on=dt.date(years[-1], 3, 2),
+        item_code="x",
+        receipt_no="x",
+    )
+    late = FixedClock(dt.datetime(years[-1], 3, 3, 2, 0, tzinfo=dt.UTC))
+    d = service._deadline(session, application, [], late)
+    assert d is not None
+    assert (d.level, d.due) == ("unknown", None)

@@ -190,21 +190,41 @@ def test_citizens_cannot_reach_other_profiles(
     assert client.get("/api/v1/me/profile", headers=other).json()["id"] != profile_id
 
 
-def test_an_id_number_belongs_to_one_profile(
-    client: httpx.Client, citizen: dict[str, str], session: Session, clock: FixedClock
+def test_a_verified_id_number_belongs_to_one_profile(
+    client: httpx.Client,
+    citizen: dict[str, str],
+    officer: dict[str, str],
+    session: Session,
+    clock: FixedClock,
 ) -> None:
     make_account(session, clock, "citizen.zhou", [])
     session.commit()
     other = bearer(client, "citizen.zhou")
+    mine = client.get("/api/v1/me/profile", headers=citizen).json()["id"]
+    theirs = client.get("/api/v1/me/profile", headers=other).json()["id"]
+    # a number someone types claims nothing and reveals nothing
+    assert (
+        client.patch("/api/v1/me/profile", headers=other, json={"data": {"person.id_number": ID}}).status_code
+        == 200
+    )
+    verified = {
+        "data": {"person.id_number": ID},
+        "source": "e_licence",
+        "source_ref": "居民身份证",
+        "reason": "核验",
+    }
+    assert (
+        client.post(f"/api/v1/intake/profiles/{mine}/data", headers=officer, json=verified).status_code == 200
+    )
+    taken = client.post(f"/api/v1/intake/profiles/{theirs}/data", headers=officer, json=verified)
+    assert taken.status_code == 409
+    assert "another profile" in taken.json()["detail"]
     assert (
         client.patch(
             "/api/v1/me/profile", headers=citizen, json={"data": {"person.id_number": ID}}
         ).status_code
         == 200
     )
-    taken = client.patch("/api/v1/me/profile", headers=other, json={"data": {"person.id_number": ID}})
-    assert taken.status_code == 409
-    assert "another profile" in taken.json()["detail"]
 
 
 def test_values_are_sealed_at_rest(client: httpx.Client, citizen: dict[str, str], session: Session) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -28,6 +29,9 @@ class Settings(BaseSettings):
     data_key: SecretStr = SecretStr("")
     #: Retired data keys (comma-separated), still used to open values sealed before a rotation.
     data_keys_retired: SecretStr = SecretStr("")
+    #: Key of the lookup digests of identifiers (base64 of 32 bytes); it does not rotate with the data key.
+    #: Empty means one is generated once into ``<data_dir>/lookup.key``.
+    lookup_key: SecretStr = SecretStr("")
     host: str = "127.0.0.1"
     port: int = 8000
     #: Mark cookies Secure and send HSTS; set when served over HTTPS (always in production).
@@ -79,34 +83,42 @@ class Settings(BaseSettings):
             return self.secret_key.get_secret_value()
         import secrets
 
-        path = self.data_dir / "secret.key"
-        if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_urlsafe(48)
-        path.write_text(value)
-        path.chmod(0o600)
-        return value
+        return self._key_file("secret.key", lambda: secrets.token_urlsafe(48))
+
+    def _key_file(self, name: str, make: Callable[[], str]) -> str:
+        """A secret kept in ``<data_dir>/<name>``: created once, readable by the owner only; when several
+        processes start at once, the first to create it wins and the others read it."""
+        path = self.data_dir / name
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(make())
+        return path.read_text().strip()
 
     def resolved_data_key(self) -> str:
         if self.data_key.get_secret_value():
             return self.data_key.get_secret_value()
         from tongban.core.crypto import new_key
 
-        path = self.data_dir / "data.key"
-        if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        value = new_key()
-        path.write_text(value)
-        path.chmod(0o600)
-        return value
+        return self._key_file("data.key", new_key)
+
+    def resolved_lookup_key(self) -> str:
+        if self.lookup_key.get_secret_value():
+            return self.lookup_key.get_secret_value()
+        from tongban.core.crypto import new_key
+
+        return self._key_file("lookup.key", new_key)
 
     def sealer(self) -> Sealer:
         from tongban.core.crypto import Sealer
 
         retired = self.data_keys_retired.get_secret_value().split(",")
-        return Sealer(self.resolved_data_key(), retired)
+        return Sealer(self.resolved_data_key(), retired, lookup_key=self.resolved_lookup_key())
 
 
 @lru_cache(maxsize=1)

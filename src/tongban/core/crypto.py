@@ -9,7 +9,9 @@ column does not open.
 Keys come from ``TONGBAN_DATA_KEY`` (base64 of 32 bytes; retired keys in ``TONGBAN_DATA_KEYS_RETIRED``,
 comma-separated). For the embedded default a key is generated once into ``<data_dir>/data.key``; a
 production deployment sets it from its secret store. ``digest`` gives keyed lookup hashes (HMAC-SHA-256)
-so that an ID number can be found without storing it in clear.
+so that an ID number can be found without storing it in clear; their key (``TONGBAN_LOOKUP_KEY``,
+generated into ``<data_dir>/lookup.key`` by default) does not rotate with the data key, because stored
+digests must keep matching.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def _key_id(raw: bytes) -> str:
 class Sealer:
     """Seals and opens short values (profile data, form fields) with the current and retired keys."""
 
-    def __init__(self, current: str, retired: Iterable[str] = ()) -> None:
+    def __init__(self, current: str, retired: Iterable[str] = (), *, lookup_key: str | None = None) -> None:
         raw = _decode_key(current)
         self._current_id = _key_id(raw)
         self._keys = {self._current_id: AESGCM(raw)}
@@ -62,8 +64,10 @@ class Sealer:
             if text.strip():
                 old = _decode_key(text)
                 self._keys.setdefault(_key_id(old), AESGCM(old))
-        # The lookup-hash key is derived from the current key, so it never equals the encryption key.
-        self._mac_key = hmac.new(raw, b"tongban lookup digest v1", hashlib.sha256).digest()
+        # Lookup digests must stay equal across data-key rotations, so they have a key of their own
+        # (derived, never used to encrypt); without one they derive from the current data key.
+        base = _decode_key(lookup_key) if lookup_key else raw
+        self._mac_key = hmac.new(base, b"tongban lookup digest v1", hashlib.sha256).digest()
 
     @property
     def key_id(self) -> str:

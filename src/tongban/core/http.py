@@ -314,8 +314,12 @@ def idempotent(
     stored = idempotency.lookup(
         session, key=key, actor=principal.username, method=method, path=path, body=body
     )
+    sealer = runtime(request).sealer
+    context = f"core_idempotency:{principal.username}:{key}"
     if stored is not None:
-        response = JSONResponse(json.loads(stored.body), status_code=stored.status)
+        # Responses are sealed (they may carry personal data); rows from before sealing are plain JSON.
+        text = sealer.open(stored.body, context) if stored.body.startswith("v1.") else stored.body
+        response = JSONResponse(json.loads(text), status_code=stored.status)
         response.headers["Idempotent-Replayed"] = "true"
         return response
     status, payload = produce()
@@ -328,7 +332,7 @@ def idempotent(
         path=path,
         body=body,
         status=status,
-        response_body=json.dumps(encoded, ensure_ascii=False),
+        response_body=sealer.seal(json.dumps(encoded, ensure_ascii=False), context),
         clock=runtime(request).clock,
     )
     return JSONResponse(encoded, status_code=status)

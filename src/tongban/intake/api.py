@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException
 
 from tongban.core import auth
@@ -295,7 +296,9 @@ async def upload(
             filename, declared, data = item.filename or "", item.content_type or "", await item.read()
     except MultiPartException as exc:  # malformed multipart bodies, too many files
         raise InvalidInput("send the file as multipart/form-data in a field named 'file'") from exc
-    return service.upload_file(
+    # Parsing a PDF takes CPU time: off the event loop, so one large file does not stall other requests.
+    return await run_in_threadpool(
+        service.upload_file,
         session,
         principal,
         filename=filename,
@@ -448,7 +451,7 @@ def deadlines(
     principal: Monitor,
     clock: ClockDep,
     department: Annotated[str | None, Query(max_length=200)] = None,
-    level: Annotated[str | None, Query(pattern="^(green|yellow|red|paused)$")] = None,
+    level: Annotated[str | None, Query(pattern="^(green|yellow|red|paused|unknown)$")] = None,
 ) -> list[MonitorRow]:
     """Running applications against their promised time limits, overdue first."""
     return service.monitor(session, principal, department=department, level=level, clock=clock)

@@ -64,15 +64,19 @@ def standing(
     today: dt.date,
     suspensions: Sequence[Period],
 ) -> Standing:
-    suspended = 0
-    paused = False
-    for p in suspensions:
-        lo = max(p.start, started)
-        hi = min(p.end or today, today)
-        if p.end is None and p.start <= today:
-            paused = True
-        # the day a suspension starts still counts; the days after it up to its end do not
-        suspended += _counted(calendar, unit, lo, hi)
+    paused = any(p.end is None and p.start <= today for p in suspensions)
+    # Overlapping suspensions (a hearing during 补正) pause the clock once: merge them first.
+    spans: list[tuple[dt.date, dt.date]] = []
+    for p in sorted(suspensions, key=lambda p: p.start):
+        lo, hi = max(p.start, started), min(p.end or today, today)
+        if hi <= lo:
+            continue
+        if spans and lo <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
+        else:
+            spans.append((lo, hi))
+    # the day a suspension starts still counts; the days after it up to its end do not
+    suspended = sum(_counted(calendar, unit, lo, hi) for lo, hi in spans)
     used = _counted(calendar, unit, started, today) - suspended
     extra = limit + suspended
     if paused:

@@ -267,3 +267,18 @@ def running_applications(session: Session, *, department: str | None, limit: int
 
 def item_setting(session: Session, item_code: str) -> ItemSetting | None:
     return session.get(ItemSetting, item_code)
+
+
+def attach_upload(session: Session, upload_id: str, application_id: int, owner_account_id: int) -> bool:
+    """Attach an unattached upload of ``owner_account_id``; False when it is gone or taken."""
+    result = session.execute(
+        update(Upload)
+        .where(
+            Upload.id == upload_id,
+            Upload.application_id.is_(None),
+            Upload.owner_account_id == owner_account_id,
+        )
+        .values(application_id=application_id)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

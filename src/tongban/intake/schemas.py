@@ -255,7 +255,8 @@ class DeadlineOut(BaseModel):
     suspended: int
     due: dt.date | None
     paused: bool
-    #: ``green``, ``yellow`` (two thirds used), ``red`` (overdue) or ``paused``.
+    #: ``green``, ``yellow`` (two thirds used), ``red`` (overdue), ``paused``, or ``unknown`` when the
+    #: holiday schedule of a year the limit reaches is not loaded (``tongban calendar load``).
     level: str
 
 

@@ -27,6 +27,7 @@ from tongban.core.auth import Principal
 from tongban.core.clock import Clock
 from tongban.core.crypto import Sealer
 from tongban.core.errors import (
+    CalendarUnknown,
     Conflict,
     DomainError,
     Forbidden,
@@ -327,7 +328,9 @@ def _record(
             if _open(sealer, old) == value and old.source == source.value and old.source_ref == source_ref:
                 continue
             repo.supersede(session, old.id, now)
-        if key == _subject_key(profile.kind):
+        if key == _subject_key(profile.kind) and source in VERIFIED_SOURCES:
+            # Only a verified identifier says whose profile this is: a number an applicant types claims
+            # nothing (and tells nothing about whether it is registered).
             digest = sealer.digest(str(value), profile.kind)
             other = repo.profile_by_digest(session, profile.kind, digest)
             if other is not None and other.id != profile.id:
@@ -1028,6 +1031,14 @@ def _upload_out(row: UploadRow) -> UploadOut:
     )
 
 
+def _attach(session: Session, upload: UploadRow, application: Application) -> None:
+    """Attach an upload to an application, atomically: a concurrent submission naming the same upload
+    finds it taken (409) instead of both claiming it."""
+    if not repo.attach_upload(session, upload.id, application.id, application.applicant_account_id):
+        raise Conflict(f"upload {upload.id!r} is already part of another application")
+    session.refresh(upload)
+
+
 def _resolve_uploads(
     session: Session,
     principal: Principal,
@@ -1040,6 +1051,7 @@ def _resolve_uploads(
     not yet attached."""
     raw = dict(values)
     rows: dict[str, list[UploadRow]] = {}
+    seen_ids: set[str] = set()
     for f in definition.fields:
         if f.type != formdef.FieldType.FILE or f.key not in raw:
             continue
@@ -1047,6 +1059,9 @@ def _resolve_uploads(
         ids = [ids] if isinstance(ids, str) else ids
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise InvalidInput(f"{f.key}: a list of upload ids (POST /api/v1/intake/uploads)")
+        if len(set(ids)) != len(ids) or any(i in seen_ids for i in ids):
+            raise InvalidInput(f"{f.key}: the same upload is named twice; upload each file once per field")
+        seen_ids.update(ids)
         found = repo.uploads(session, ids)
         by_id = {u.id: u for u in found}
         for i in ids:
@@ -1088,13 +1103,19 @@ def _check(
     *,
     sealer: Sealer,
     clock: Clock,
+    form: IntakeForm | None = None,
 ) -> tuple[
     ItemOut, IntakeForm, Profile | None, list[MaterialStatus], PrecheckResult, dict[str, list[UploadRow]]
 ]:
+    """Pre-check ``values`` against the item's published form (or ``form``: an application keeps the
+    version it was submitted with)."""
     if principal.account_id is None:
         raise Unauthenticated("sign in to apply")
     item = catalog.get_item(session, principal, item_code)
-    form, definition = _published(session, item_code)
+    if form is None:
+        form, definition = _published(session, item_code)
+    else:
+        definition = formdef.FormDefinition.model_validate(form.definition)
     profile, known = _applicant_data(session, principal, sealer=sealer, clock=clock)
     statuses = material_status(session, profile, _needs(item), clock=clock)
     shown = _without_exempt(definition, statuses)
@@ -1214,7 +1235,7 @@ def submit_application(
     for key, ups in rows.items():
         stored[key] = [u.id for u in ups]
         for u in ups:
-            u.application_id = application.id
+            _attach(session, u, application)
     application.values_sealed = sealer.seal(
         json.dumps(stored, ensure_ascii=False), f"intake_application:{application.id}"
     )
@@ -1419,7 +1440,11 @@ def _advance(
     application.version += 1
     if action == "accept:accept" and application.accepted_on is None:
         application.accepted_on = _today(clock)  # the time limit runs from 受理
-    if application.status == "supplement_requested" and before != "supplement_requested":
+    if application.status not in _RUNNING:
+        for s in repo.suspensions(session, application.id):  # the process ended: no clock to pause
+            if s.ended_at is None:
+                s.ended_at = clock.now()
+    elif application.status == "supplement_requested" and before != "supplement_requested":
         _open_suspension(session, application, deadlines.SUPPLEMENT, note, actor, clock)
     elif before == "supplement_requested" and application.status != "supplement_requested":
         _close_suspensions(session, application, deadlines.SUPPLEMENT, clock)
@@ -1467,22 +1492,66 @@ def _officer_application(session: Session, principal: Principal, receipt_no: str
     return application
 
 
+_RUNNING = ("submitted", "in_progress", "supplement_requested")
+
+
+def _may_handle(session: Session, principal: Principal, application: Application) -> None:
+    """Acting on an application: never one's own; only while it runs; only in a lane it waits in (or as
+    a supervisor who monitors deadlines)."""
+    if principal.account_id is not None and principal.account_id == application.applicant_account_id:
+        raise Forbidden("officers do not handle their own applications")
+    if application.status not in _RUNNING:
+        raise Conflict(f"the application is {application.status}; nothing can be done on it any more")
+    lanes = {w.role for w in repo.work_items_of(session, application.id)}
+    if not principal.can(MONITOR) and not any(principal.can(LANE + lane) for lane in lanes):
+        raise Forbidden("the application waits in no lane of yours")
+
+
+def _form_of(session: Session, application: Application) -> formdef.FormDefinition:
+    return formdef.FormDefinition.model_validate(repo.form_by_id(session, application.form_id).definition)
+
+
+_MASKED_TYPES = {formdef.FieldType.ID_NUMBER: "id_number", formdef.FieldType.MOBILE: "mobile"}
+
+
+def _mask_values(fields: Sequence[formdef.Field], values: dict[str, Any]) -> None:
+    """Mask identifiers and sensitive profile data in form values, table rows included."""
+    for f in fields:
+        value = values.get(f.key)
+        if value is None:
+            continue
+        spec = DATA_KEYS.get(f.profile_key or "")
+        if f.type in _MASKED_TYPES and isinstance(value, str):
+            values[f.key] = mask(_MASKED_TYPES[f.type], value)
+        elif spec is not None and spec.classification == Classification.SENSITIVE:
+            values[f.key] = mask(spec.type, value)
+        elif f.type == formdef.FieldType.TABLE and isinstance(value, list):
+            for row in value:
+                if isinstance(row, dict):
+                    _mask_values(f.columns, row)
+
+
+def _officer_out(
+    session: Session, principal: Principal, application: Application, *, sealer: Sealer, clock: Clock
+) -> ApplicationOut:
+    """An application as an officer may see it: identifiers and sensitive data masked without
+    ``intake:sensitive`` — in every officer response, not only the detail view."""
+    out = _application_out(session, application, sealer=sealer, clock=clock)
+    if not principal.can(SENSITIVE):
+        definition = formdef.FormDefinition.model_validate(
+            repo.form_by_id(session, application.form_id).definition
+        )
+        _mask_values(definition.fields, out.values)
+    return out
+
+
 def officer_view(
     session: Session, principal: Principal, receipt_no: str, *, sealer: Sealer, clock: Clock
 ) -> ApplicationOut:
     """An application as an officer sees it: values (ID numbers masked without ``intake:sensitive``), the
     pre-check's findings, materials, uploads, events and the steps waiting."""
     application = _officer_application(session, principal, receipt_no)
-    out = _application_out(session, application, sealer=sealer, clock=clock)
-    if not principal.can(SENSITIVE):
-        definition = formdef.FormDefinition.model_validate(
-            repo.form_by_id(session, application.form_id).definition
-        )
-        for f in definition.fields:
-            if f.type in (formdef.FieldType.ID_NUMBER, formdef.FieldType.MOBILE) and isinstance(
-                out.values.get(f.key), str
-            ):
-                out.values[f.key] = mask(f.type.value, out.values[f.key])
+    out = _officer_out(session, principal, application, sealer=sealer, clock=clock)
     audit.record(
         session,
         actor=principal,
@@ -1507,6 +1576,8 @@ def act(
 ) -> ApplicationOut:
     """An officer completes a waiting step with a decision (受理/补正/不予受理, 审查, 准予/不予许可, 送达)."""
     application = _officer_application(session, principal, receipt_no)
+    if principal.account_id is not None and principal.account_id == application.applicant_account_id:
+        raise Forbidden("officers do not handle their own applications")
     item = repo.work_item(session, task_id)
     if item is None or item.application_id != application.id:
         raise Conflict("that step is not waiting (someone else may have completed it)")
@@ -1540,7 +1611,7 @@ def act(
         clock=clock,
         detail={"step": item.step, "decision": decision, "status": application.status},
     )
-    return _application_out(session, application, sealer=sealer, clock=clock)
+    return _officer_out(session, principal, application, sealer=sealer, clock=clock)
 
 
 def _yuan(fen: Any) -> Any:
@@ -1583,17 +1654,20 @@ def supplement(
     file_keys = {f.key for f in definition.fields if f.type == formdef.FieldType.FILE}
     merged = {k: v for k, v in _as_input(definition.fields, stored).items() if k not in file_keys}
     merged.update({k: v for k, v in values.items() if k not in file_keys})
-    # Files: the upload ids already attached stay; new ids are the caller's unattached uploads.
-    new_ids: dict[str, list[str]] = {}
+    # Files: ids already attached to this application stay attached (whether sent again or not); new ids
+    # must be the caller's own unattached uploads.
+    kept: dict[str, list[UploadRow]] = {}
     for key in file_keys:
+        before = [i for i in stored.get(key, []) if isinstance(i, str)]
         if key in values:
-            ids = values[key] if isinstance(values[key], list) else [values[key]]
-            new_ids[key] = [i for i in ids if i not in stored.get(key, [])]
-            merged[key] = new_ids[key]
+            sent = values[key] if isinstance(values[key], list) else [values[key]]
+            merged[key] = [i for i in sent if i not in before]
+            kept[key] = repo.uploads(session, [i for i in sent if i in before])
+        else:
+            kept[key] = repo.uploads(session, before)
     _, _, _, statuses, result, rows = _check(
-        session, principal, application.item_code, merged, sealer=sealer, clock=clock
+        session, principal, application.item_code, merged, sealer=sealer, clock=clock, form=form
     )
-    kept = {key: repo.uploads(session, stored.get(key, [])) for key in file_keys if key not in values}
     if not result.ok:
         blocking = [
             f
@@ -1611,7 +1685,7 @@ def supplement(
         if not new_values[key]:
             new_values.pop(key)
         for u in rows.get(key, []):
-            u.application_id = application.id
+            _attach(session, u, application)
     application.values_sealed = sealer.seal(
         json.dumps(new_values, ensure_ascii=False), f"intake_application:{application.id}"
     )
@@ -1663,14 +1737,27 @@ def _deadline(
         )
         for s in suspensions
     ]
-    st = deadlines.standing(
-        calendar.working_calendar(session),
-        limit=application.limit_value,
-        unit=application.limit_unit or "working_day",
-        started=application.accepted_on,
-        today=today,
-        suspensions=periods,
-    )
+    try:
+        st = deadlines.standing(
+            calendar.working_calendar(session),
+            limit=application.limit_value,
+            unit=application.limit_unit or "working_day",
+            started=application.accepted_on,
+            today=today,
+            suspensions=periods,
+        )
+    except CalendarUnknown:
+        # The holiday schedule of a year the limit reaches is not loaded yet: say so, never guess.
+        return DeadlineOut(
+            limit=application.limit_value,
+            unit=application.limit_unit or "working_day",
+            accepted_on=application.accepted_on,
+            used=0,
+            suspended=0,
+            due=None,
+            paused=False,
+            level="unknown",
+        )
     return DeadlineOut(
         limit=st.limit,
         unit=st.unit,
@@ -1762,6 +1849,7 @@ def start_special_procedure(
 ) -> ApplicationOut:
     """Suspend the time limit for a special procedure of the item (听证, 专家评审, 现场勘验 ...)."""
     application = _officer_application(session, principal, receipt_no)
+    _may_handle(session, principal, application)
     allowed = special_procedures(session, application.item_code)
     if kind not in allowed:
         raise InvalidInput(f"kind: one of {', '.join(allowed) or '(none configured)'} for this item")
@@ -1781,7 +1869,7 @@ def start_special_procedure(
         clock=clock,
         detail={"kind": kind},
     )
-    return _application_out(session, application, sealer=sealer, clock=clock)
+    return _officer_out(session, principal, application, sealer=sealer, clock=clock)
 
 
 def end_special_procedure(
@@ -1795,6 +1883,7 @@ def end_special_procedure(
     sealer: Sealer,
 ) -> ApplicationOut:
     application = _officer_application(session, principal, receipt_no)
+    _may_handle(session, principal, application)
     row = next((s for s in repo.suspensions(session, application.id) if s.id == suspension_id), None)
     if row is None:
         raise NotFound(f"no suspension {suspension_id} on {receipt_no}")
@@ -1813,7 +1902,7 @@ def end_special_procedure(
         clock=clock,
         detail={"kind": row.kind},
     )
-    return _application_out(session, application, sealer=sealer, clock=clock)
+    return _officer_out(session, principal, application, sealer=sealer, clock=clock)
 
 
 def monitor(
@@ -1845,7 +1934,7 @@ def monitor(
                 escalated_at=a.escalated_at,
             )
         )
-    order = {"red": 0, "yellow": 1, "green": 2, "paused": 3}
+    order = {"red": 0, "unknown": 1, "yellow": 2, "green": 3, "paused": 4}
     rows.sort(key=lambda r: (order[r.deadline.level], r.deadline.due or dt.date.max, r.receipt_no))
     return rows
 
@@ -1863,13 +1952,14 @@ def escalate_overdue(session: Session, *, clock: Clock) -> list[str]:
         if d is None or d.level != "red":
             continue
         a.escalated_at = clock.now()
+        unit = "自然日" if d.unit == "calendar_day" else "工作日"
         _event(
             session,
             a,
             "system",
             "escalate",
             a.status,
-            f"逾期：已用{d.used}个工作日，承诺时限{d.limit}个工作日",
+            f"逾期：已用{d.used}个{unit}，承诺时限{d.limit}个{unit}",
             clock,
         )
         audit.record(

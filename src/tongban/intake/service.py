@@ -105,6 +105,26 @@ class PrecheckFailed(DomainError):
     title = "The application has problems to fix"
 
 
+def _audit(
+    session: Session,
+    actor: Principal | str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    clock: Clock,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        clock=clock,
+        detail=detail,
+    )
+
+
 # --- values ------------------------------------------------------------------------------------------
 
 
@@ -220,14 +240,14 @@ def create_profile(
     principal.require(PROFILES)
     profile = Profile(kind=kind.value, owner_account_id=owner_account_id, created_at=clock.now())
     repo.add(session, profile)
-    audit.record(
+    _audit(
         session,
-        actor=principal,
-        action="intake.profile.create",
-        target_type="intake_profile",
-        target_id=str(profile.id),
-        clock=clock,
-        detail={"kind": kind.value, "owner_account_id": owner_account_id},
+        principal,
+        "intake.profile.create",
+        "intake_profile",
+        str(profile.id),
+        clock,
+        {"kind": kind.value, "owner_account_id": owner_account_id},
     )
     return profile
 
@@ -267,14 +287,14 @@ def view(
     order = list(DATA_KEYS)
     data.sort(key=lambda d: order.index(d.key))
     if shown and not _owned(principal, profile):
-        audit.record(
+        _audit(
             session,
-            actor=principal,
-            action="intake.profile.view",
-            target_type="intake_profile",
-            target_id=str(profile.id),
-            clock=clock,
-            detail={"keys": shown},
+            principal,
+            "intake.profile.view",
+            "intake_profile",
+            str(profile.id),
+            clock,
+            {"keys": shown},
         )
     now = clock.now()
     own_or_officer = _owned(principal, profile) or principal.can(SENSITIVE)
@@ -404,14 +424,14 @@ def set_own_data(
         holder_writes=True,
     )
     if changed:
-        audit.record(
+        _audit(
             session,
-            actor=principal,
-            action="intake.profile.data",
-            target_type="intake_profile",
-            target_id=str(profile.id),
-            clock=clock,
-            detail={"keys": changed, "source": DataSource.APPLICANT.value},
+            principal,
+            "intake.profile.data",
+            "intake_profile",
+            str(profile.id),
+            clock,
+            {"keys": changed, "source": DataSource.APPLICANT.value},
         )
     return changed
 
@@ -446,14 +466,14 @@ def record_data(
         clock=clock,
         holder_writes=False,
     )
-    audit.record(
+    _audit(
         session,
-        actor=principal,
-        action="intake.profile.data",
-        target_type="intake_profile",
-        target_id=str(profile.id),
-        clock=clock,
-        detail={"keys": changed, "source": source.value, "source_ref": source_ref, "reason": reason},
+        principal,
+        "intake.profile.data",
+        "intake_profile",
+        str(profile.id),
+        clock,
+        {"keys": changed, "source": source.value, "source_ref": source_ref, "reason": reason},
     )
     return changed
 
@@ -506,14 +526,14 @@ def grant_consent(
         expires_at=now + dt.timedelta(days=days) if days else None,
     )
     repo.add(session, consent)
-    audit.record(
+    _audit(
         session,
-        actor=principal,
-        action="intake.consent.grant",
-        target_type="intake_profile",
-        target_id=str(profile.id),
-        clock=clock,
-        detail={"purpose": purpose.value, "days": days},
+        principal,
+        "intake.consent.grant",
+        "intake_profile",
+        str(profile.id),
+        clock,
+        {"purpose": purpose.value, "days": days},
     )
     return _consent_out(consent, now)
 
@@ -529,14 +549,14 @@ def revoke_consent(
     if current is None:
         return False
     current.revoked_at = now
-    audit.record(
+    _audit(
         session,
-        actor=principal,
-        action="intake.consent.revoke",
-        target_type="intake_profile",
-        target_id=str(profile.id),
-        clock=clock,
-        detail={"purpose": purpose.value},
+        principal,
+        "intake.consent.revoke",
+        "intake_profile",
+        str(profile.id),
+        clock,
+        {"purpose": purpose.value},
     )
     return True
 
@@ -620,14 +640,14 @@ def record_licence(
         licence.issuer, licence.issued_on, licence.valid_until = issuer, issued_on, valid_until
         licence.status, licence.data_sealed = status, sealed_data
         licence.recorded_at, licence.recorded_by = clock.now(), principal.username
-    audit.record(
+    _audit(
         session,
-        actor=principal,
-        action="intake.licence.record",
-        target_type="intake_profile",
-        target_id=str(profile.id),
-        clock=clock,
-        detail={"licence_type": licence_type, "licence_id": licence.id, "status": status},
+        principal,
+        "intake.licence.record",
+        "intake_profile",
+        str(profile.id),
+        clock,
+        {"licence_type": licence_type, "licence_id": licence.id, "status": status},
     )
     return _licence_out(sealer, licence, clock.now().date(), unmasked=True)
 
@@ -830,14 +850,7 @@ def save_form(
         created_at=clock.now(),
     )
     repo.add(session, form)
-    audit.record(
-        session,
-        actor=principal,
-        action="intake.form.save",
-        target_type="intake_form",
-        target_id=f"{item_code}/{form.version}",
-        clock=clock,
-    )
+    _audit(session, principal, "intake.form.save", "intake_form", f"{item_code}/{form.version}", clock)
     return _form_out(form)
 
 
@@ -856,14 +869,7 @@ def publish_form(
     if current is not None:
         current.state = "retired"
     form.state, form.published_by, form.published_at = "published", principal.username, clock.now()
-    audit.record(
-        session,
-        actor=principal,
-        action="intake.form.publish",
-        target_type="intake_form",
-        target_id=f"{item_code}/{version}",
-        clock=clock,
-    )
+    _audit(session, principal, "intake.form.publish", "intake_form", f"{item_code}/{version}", clock)
     return _form_out(form)
 
 
@@ -1252,14 +1258,14 @@ def submit_application(
             note="",
         ),
     )
-    audit.record(
+    _audit(
         session,
-        actor=principal,
-        action="intake.application.submit",
-        target_type="intake_application",
-        target_id=application.receipt_no,
-        clock=clock,
-        detail={"item_code": item_code},
+        principal,
+        "intake.application.submit",
+        "intake_application",
+        application.receipt_no,
+        clock,
+        {"item_code": item_code},
     )
     return _application_out(session, application, sealer=sealer, clock=clock)
 
@@ -1552,14 +1558,7 @@ def officer_view(
     pre-check's findings, materials, uploads, events and the steps waiting."""
     application = _officer_application(session, principal, receipt_no)
     out = _officer_out(session, principal, application, sealer=sealer, clock=clock)
-    audit.record(
-        session,
-        actor=principal,
-        action="intake.application.view",
-        target_type="intake_application",
-        target_id=receipt_no,
-        clock=clock,
-    )
+    _audit(session, principal, "intake.application.view", "intake_application", receipt_no, clock)
     return out
 
 
@@ -1602,14 +1601,14 @@ def act(
         note=note.strip(),
         clock=clock,
     )
-    audit.record(
+    _audit(
         session,
-        actor=principal,
-        action="intake.application.step",
-        target_type="intake_application",
-        target_id=receipt_no,
-        clock=clock,
-        detail={"step": item.step, "decision": decision, "status": application.status},
+        principal,
+        "intake.application.step",
+        "intake_application",
+        receipt_no,
+        clock,
+        {"step": item.step, "decision": decision, "status": application.status},
     )
     return _officer_out(session, principal, application, sealer=sealer, clock=clock)
 
@@ -1701,14 +1700,7 @@ def supplement(
         note="",
         clock=clock,
     )
-    audit.record(
-        session,
-        actor=principal,
-        action="intake.application.supplement",
-        target_type="intake_application",
-        target_id=receipt_no,
-        clock=clock,
-    )
+    _audit(session, principal, "intake.application.supplement", "intake_application", receipt_no, clock)
     return _application_out(session, application, sealer=sealer, clock=clock)
 
 
@@ -1825,14 +1817,14 @@ def set_special_procedures(
             principal.username,
             clock.now(),
         )
-    audit.record(
+    _audit(
         session,
-        actor=principal,
-        action="intake.item.special_procedures",
-        target_type="catalog_item",
-        target_id=item_code,
-        clock=clock,
-        detail={"special_procedures": cleaned},
+        principal,
+        "intake.item.special_procedures",
+        "catalog_item",
+        item_code,
+        clock,
+        {"special_procedures": cleaned},
     )
     return cleaned
 
@@ -1860,14 +1852,14 @@ def start_special_procedure(
     _open_suspension(session, application, kind, note, principal.username, clock)
     before = application.status
     _event(session, application, principal.username, f"suspend:{kind}", before, note, clock)
-    audit.record(
+    _audit(
         session,
-        actor=principal,
-        action="intake.application.suspend",
-        target_type="intake_application",
-        target_id=receipt_no,
-        clock=clock,
-        detail={"kind": kind},
+        principal,
+        "intake.application.suspend",
+        "intake_application",
+        receipt_no,
+        clock,
+        {"kind": kind},
     )
     return _officer_out(session, principal, application, sealer=sealer, clock=clock)
 
@@ -1893,14 +1885,14 @@ def end_special_procedure(
         raise Conflict(f"{row.kind} has already ended")
     row.ended_at = clock.now()
     _event(session, application, principal.username, f"resume:{row.kind}", application.status, note, clock)
-    audit.record(
+    _audit(
         session,
-        actor=principal,
-        action="intake.application.resume",
-        target_type="intake_application",
-        target_id=receipt_no,
-        clock=clock,
-        detail={"kind": row.kind},
+        principal,
+        "intake.application.resume",
+        "intake_application",
+        receipt_no,
+        clock,
+        {"kind": row.kind},
     )
     return _officer_out(session, principal, application, sealer=sealer, clock=clock)
 
@@ -1962,14 +1954,14 @@ def escalate_overdue(session: Session, *, clock: Clock) -> list[str]:
             f"逾期：已用{d.used}个{unit}，承诺时限{d.limit}个{unit}",
             clock,
         )
-        audit.record(
+        _audit(
             session,
-            actor="system",
-            action="intake.application.escalate",
-            target_type="intake_application",
-            target_id=a.receipt_no,
-            clock=clock,
-            detail={"used": d.used, "limit": d.limit, "department": a.department},
+            "system",
+            "intake.application.escalate",
+            "intake_application",
+            a.receipt_no,
+            clock,
+            {"used": d.used, "limit": d.limit, "department": a.department},
         )
         out.append(a.receipt_no)
     return out

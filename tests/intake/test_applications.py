@@ -4,7 +4,6 @@ over real HTTP against the real database and files."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 import httpx
@@ -20,7 +19,6 @@ from tests.intake.pdfs import PNG, pdf
 from tongban.catalog import service as catalog
 from tongban.core.clock import FixedClock
 from tongban.intake import service
-from tongban.intake.vocab import DataSource, ProfileKind, Purpose
 
 # --- forms -------------------------------------------------------------------------------------------
 
@@ -326,20 +324,6 @@ def test_receipt_numbers_are_sequential_per_day(session: Session, clock: FixedCl
 
     assert [repo.next_receipt(session, "20260302") for _ in range(3)] == [1, 2, 3]
     assert repo.next_receipt(session, "20260303") == 1
-
-
-def test_prefill_and_exemption_follow_the_profile_service(session: Session, clock: FixedClock) -> None:
-    """The same rules through the service, for callers without HTTP (bundles, officers)."""
-    from tongban.core.crypto import Sealer, new_key
-
-    sealer = Sealer(new_key())
-    holder = make_account(session, clock, "citizen.wu", [])
-    profile = service.my_profile(session, holder, ProfileKind.PERSON, clock=clock)
-    service.set_own_data(session, holder, profile, {"person.name": "吴芳"}, sealer=sealer, clock=clock)
-    service.grant_consent(session, holder, profile, Purpose.PREFILL, days=None, clock=clock)
-    filled = service.prefill(session, profile, {"name": "person.name"}, sealer=sealer, clock=clock)
-    assert [(p.field, p.value, p.source) for p in filled] == [("name", "吴芳", DataSource.APPLICANT)]
-    assert json.dumps([p.model_dump(mode="json") for p in filled], ensure_ascii=False).count("吴芳") == 1
 
 
 def test_one_upload_cannot_serve_twice(client: httpx.Client, published: dict[str, dict[str, str]]) -> None:

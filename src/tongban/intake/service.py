@@ -568,7 +568,7 @@ def has_consent(session: Session, profile: Profile, purpose: Purpose, *, clock: 
 # --- e-licences --------------------------------------------------------------------------------------
 
 
-def _licence_context(licence: ELicence | None, licence_type: str, what: str) -> str:
+def _licence_context(licence_type: str, what: str) -> str:
     return f"intake_elicence:{licence_type}:{what}"
 
 
@@ -581,7 +581,7 @@ def _licence_state(licence: ELicence, today: dt.date) -> str:
 
 
 def _licence_out(sealer: Sealer, licence: ELicence, today: dt.date, *, unmasked: bool) -> LicenceOut:
-    number = sealer.open(licence.number_sealed, _licence_context(licence, licence.licence_type, "number"))
+    number = sealer.open(licence.number_sealed, _licence_context(licence.licence_type, "number"))
     return LicenceOut(
         id=licence.id,
         licence_type=licence.licence_type,
@@ -619,13 +619,13 @@ def record_licence(
     if licence is not None and licence.holder_profile_id != profile.id:
         raise Conflict(f"licence {licence_type} with this number is held by another profile")
     sealed_data = sealer.seal(
-        json.dumps(dict(data), ensure_ascii=False), _licence_context(None, licence_type, digest)
+        json.dumps(dict(data), ensure_ascii=False), _licence_context(licence_type, digest)
     )
     if licence is None:
         licence = ELicence(
             holder_profile_id=profile.id,
             licence_type=licence_type,
-            number_sealed=sealer.seal(number.strip(), _licence_context(None, licence_type, "number")),
+            number_sealed=sealer.seal(number.strip(), _licence_context(licence_type, "number")),
             number_digest=digest,
             issuer=issuer,
             issued_on=issued_on,
@@ -1246,18 +1246,7 @@ def submit_application(
         json.dumps(stored, ensure_ascii=False), f"intake_application:{application.id}"
     )
     _start_process(session, application, clock=clock)
-    repo.add(
-        session,
-        ApplicationEvent(
-            application_id=application.id,
-            at=now,
-            actor=principal.username,
-            action="submit",
-            from_status=None,
-            to_status="submitted",
-            note="",
-        ),
-    )
+    _event(session, application, principal.username, "submit", None, "", clock)
     _audit(
         session,
         principal,
@@ -1406,7 +1395,13 @@ def _start_process(session: Session, application: Application, *, clock: Clock) 
 
 
 def _event(
-    session: Session, application: Application, actor: str, action: str, before: str, note: str, clock: Clock
+    session: Session,
+    application: Application,
+    actor: str,
+    action: str,
+    before: str | None,
+    note: str,
+    clock: Clock,
 ) -> None:
     repo.add(
         session,

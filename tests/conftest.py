@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tongban.core import auth
@@ -42,15 +43,25 @@ def database_url(tmp_dir: Path) -> str:
 
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    url = database_url(tmp_path_factory.mktemp("db"))
-    eng = make_engine(Settings(database_url=url).resolved_database_url())
-    if eng.dialect.name == "postgresql":
-        with eng.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
+    """The migrated test database. On PostgreSQL each test run gets a database of its own next to the
+    configured one (dropped afterwards), so runs on one server never disturb each other."""
+    url = Settings(database_url=database_url(tmp_path_factory.mktemp("db"))).resolved_database_url()
+    admin: Engine | None = None
+    name = ""
+    if url.startswith("postgresql"):
+        name = f"test_run_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = url.rsplit("/", 1)[0] + f"/{name}"
+    eng = make_engine(url)
     upgrade(eng)
     yield eng
     eng.dispose()
+    if admin is not None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture

@@ -108,9 +108,21 @@ class Principal:
 ANONYMOUS = Principal(account_id=None, username="anonymous", display_name="")
 
 
+#: A role ``intake_lane:<lane>`` lets an officer act in that lane of items' own processes (e.g. a
+#: department's lane ``dept_market`` of a process with parallel departments) and read profiles.
+LANE_ROLE = "intake_lane:"
+_LANE_ROLE = re.compile(r"^intake_lane:[a-z][a-z0-9_]{0,39}$")
+
+
+def _known_role(role: str) -> bool:
+    return role in ROLE_PERMISSIONS or bool(_LANE_ROLE.match(role))
+
+
 def permissions_for(roles: list[str] | tuple[str, ...]) -> frozenset[str]:
     granted: set[str] = set()
     for role in roles:
+        if _LANE_ROLE.match(role):
+            granted |= {"intake:profiles", "intake:lane:" + role[len(LANE_ROLE) :]}
         granted |= ROLE_PERMISSIONS.get(role, frozenset())
     return frozenset(granted)
 
@@ -126,7 +138,7 @@ def create_account(
         raise InvalidInput("username: 3–64 lowercase letters, digits, '.', '_' or '-'")
     if len(password) < 12:
         raise InvalidInput("password: at least 12 characters")
-    unknown = [r for r in roles if r not in ROLE_PERMISSIONS]
+    unknown = [r for r in roles if not _known_role(r)]
     if unknown:
         raise InvalidInput(f"unknown role(s): {', '.join(unknown)}; known: {', '.join(ROLE_PERMISSIONS)}")
     if session.scalar(select(Account.id).where(Account.username == username)) is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException
 
@@ -39,6 +40,8 @@ from tongban.intake.schemas import (
     OfficerDataWrite,
     PrecheckOut,
     PrecheckWrite,
+    ProcessOut,
+    ProcessWrite,
     ProfileCreate,
     ProfileOut,
     StepWrite,
@@ -258,6 +261,78 @@ def publish_form(
 ) -> FormOut:
     """Publish a draft (by someone other than its author); the published version before it is retired."""
     return service.publish_form(session, principal, code, version, clock=clock)
+
+
+# --- items' own approval processes (BPMN 2.0) ----------------------------------------------------------
+
+_XML_TYPES = ("application/xml", "text/xml", "application/bpmn+xml")
+
+
+@router.get("/intake/items/{code}/processes")
+def list_processes(code: str, session: DbSession, principal: FormEditor) -> list[ProcessOut]:
+    """Every version of the item's own approval process, newest first (none: it runs the standard one)."""
+    return service.list_processes(session, principal, code)
+
+
+@router.post(
+    "/intake/items/{code}/processes",
+    status_code=201,
+    responses={201: {"model": ProcessOut}},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/xml": {"schema": {"type": "string"}},
+                "application/json": {"schema": ProcessWrite.model_json_schema()},
+            }
+        }
+    },
+)
+def save_process(
+    request: Request, code: str, raw: RawBody, session: DbSession, clock: ClockDep, principal: FormEditor
+) -> Any:
+    """A new draft version of the item's process: BPMN 2.0 XML as the body (``application/xml``, as a
+    modeller exports it) or ``{"xml": ...}``. Checked: no scripts or service calls, conditions in the safe
+    grammar, every user task in a lane, end events named by outcome."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in _XML_TYPES:
+        try:
+            xml = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput("the BPMN definition must be UTF-8 text") from exc
+    elif ctype == "application/json":
+        try:
+            xml = ProcessWrite.model_validate_json(raw).xml
+        except ValidationError as exc:
+            raise InvalidInput('the body must be {"xml": "<BPMN 2.0 XML>"}') from exc
+    else:
+        raise InvalidInput('send the BPMN definition as application/xml or as JSON {"xml": ...}')
+
+    def produce() -> tuple[int, Any]:
+        return 201, service.save_process(session, principal, code, xml, clock=clock)
+
+    return idempotent(request, session, principal, raw, produce)
+
+
+@router.get("/intake/items/{code}/processes/{version}", response_model=None)
+def process_xml(code: str, version: int, session: DbSession, principal: FormEditor) -> Response:
+    """The BPMN XML of one version (to open in a modeller)."""
+    return Response(service.process_xml(session, principal, code, version), media_type="application/xml")
+
+
+@router.post("/intake/items/{code}/processes/{version}/publish")
+def publish_process(
+    code: str, version: int, session: DbSession, clock: ClockDep, principal: FormPublisher
+) -> ProcessOut:
+    """Publish a draft (not by its author): new applications run it; running ones keep their version."""
+    return service.publish_process(session, principal, code, version, clock=clock)
+
+
+@router.post("/intake/items/{code}/processes/{version}/retire")
+def retire_process(
+    code: str, version: int, session: DbSession, clock: ClockDep, principal: FormPublisher
+) -> ProcessOut:
+    """Withdraw the published process: new applications run the standard process again."""
+    return service.retire_process(session, principal, code, version, clock=clock)
 
 
 @router.get("/intake/items/{code}/application-form")

@@ -185,6 +185,14 @@ class Application(Base):
     limit_value: Mapped[int | None] = mapped_column(Integer, nullable=True)
     limit_unit: Mapped[str | None] = mapped_column(String(20), nullable=True)
     accepted_on: Mapped[dt.date | None] = mapped_column(nullable=True)
+    #: The item's own published process definition it runs (None: the standard process).
+    item_process_id: Mapped[int | None] = mapped_column(ForeignKey("intake_item_process.id"), nullable=True)
+    #: The bundle application (高效办成一件事) this application is a part of, if any.
+    bundle_application_id: Mapped[int | None] = mapped_column(
+        ForeignKey("intake_bundle_application.id", name="fk_intake_application_bundle"),
+        nullable=True,
+        index=True,
+    )
     #: When the overdue application was escalated to the supervisor (once).
     escalated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
@@ -260,3 +268,130 @@ class ReceiptCounter(Base):
 
     day: Mapped[str] = mapped_column(String(8), primary_key=True)
     last: Mapped[int] = mapped_column(Integer)
+
+
+class ItemProcess(Base):
+    """A service item's own back-office process (BPMN 2.0 XML), versioned; a second person publishes."""
+
+    __tablename__ = "intake_item_process"
+    __table_args__ = (UniqueConstraint("item_code", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_code: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    xml: Mapped[str] = mapped_column(Text)
+    #: The BPMN process id (the executable process of the definition).
+    process_id: Mapped[str] = mapped_column(String(64))
+    #: ``draft``, ``published`` or ``retired``.
+    state: Mapped[str] = mapped_column(String(20))
+    author: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    published_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DepartmentSystem(Base):
+    """A department's own approval system: steps in the BPMN lane ``dept_<code>`` are sent to it."""
+
+    __tablename__ = "intake_department_system"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    #: Where the signed webhooks go.
+    url: Mapped[str] = mapped_column(String(500))
+    #: The shared signing secret (Standard Webhooks ``whsec_...``), sealed.
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(default=True)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class OutboxMessage(Base):
+    """A message to another system, written in the same transaction as the change it reports (transactional
+    outbox); a worker delivers it with retries. ``id`` is the message id the receiver deduplicates on."""
+
+    __tablename__ = "intake_outbox"
+    __table_args__ = (Index("ix_intake_outbox_due", "state", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    #: ``department`` (a webhook to a department system), ``email`` or ``sms``.
+    channel: Mapped[str] = mapped_column(String(20))
+    #: The department system's code, or the (sealed) address for email/SMS.
+    target: Mapped[str] = mapped_column(Text)
+    event: Mapped[str] = mapped_column(String(60))
+    #: The JSON payload, sealed (it carries personal data).
+    payload_sealed: Mapped[str] = mapped_column(Text)
+    application_id: Mapped[int | None] = mapped_column(
+        ForeignKey("intake_application.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    #: ``pending``, ``sent`` or ``dead`` (gave up after the last attempt).
+    state: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Notice(Base):
+    """A notice to an applicant about their application, shown in the portal (and sent by email/SMS)."""
+
+    __tablename__ = "intake_notice"
+    __table_args__ = (Index("ix_intake_notice_account", "account_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("core_account.id", ondelete="CASCADE"))
+    application_id: Mapped[int] = mapped_column(ForeignKey("intake_application.id", ondelete="CASCADE"))
+    #: The status the application reached (the notice's template).
+    status: Mapped[str] = mapped_column(String(30))
+    #: Channels it was sent on besides the portal (e.g. ``["email", "sms"]``).
+    channels: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ResultDocument(Base):
+    """A result document (决定书, 通知书) issued for an application: a PDF in the file store, sealed."""
+
+    __tablename__ = "intake_result_document"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("intake_application.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(30))
+    file_key: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Bundle(Base):
+    """A bundle of items of several departments applied for at once (高效办成一件事), versioned."""
+
+    __tablename__ = "intake_bundle"
+    __table_args__ = (UniqueConstraint("code", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    #: Names, situation questions and the items with the answers that include them (see ``bundles.py``).
+    definition: Mapped[dict[str, object]] = mapped_column(JSONType)
+    state: Mapped[str] = mapped_column(String(20))
+    author: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    published_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class BundleApplication(Base):
+    """One submission of a bundle: the answers given and one application per item that applied."""
+
+    __tablename__ = "intake_bundle_application"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    receipt_no: Mapped[str] = mapped_column(String(32), unique=True)
+    bundle_id: Mapped[int] = mapped_column(ForeignKey("intake_bundle.id"))
+    applicant_account_id: Mapped[int] = mapped_column(ForeignKey("core_account.id"), index=True)
+    answers: Mapped[dict[str, object]] = mapped_column(JSONType, default=dict)
+    submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

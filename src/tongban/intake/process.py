@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -165,6 +166,9 @@ class Step:
     id: str
     name: str
     role: str
+    #: The decisions the step may take: the words the following gateway routes on (``decision == "x"``)
+    #: plus its default flow's name (or ``proceed``); ``done`` when no gateway follows.
+    decisions: tuple[str, ...] = ("done",)
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,8 @@ def _parse_xml(xml: str | bytes) -> etree._Element:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         raise ProcessError(f"not well-formed XML: {exc}") from exc
+    if root.getroottree().docinfo.doctype:
+        raise ProcessError("document type declarations (DTDs, entities) are not allowed")
     if root.tag != f"{{{BPMN_NS}}}definitions":
         raise ProcessError("not a BPMN 2.0 document (the root must be bpmn:definitions)")
     return root
@@ -231,7 +237,7 @@ def load_definition(xml: str | bytes) -> Definition:
         node_id = node.get("id") or ""
         if node_id not in lanes:
             raise ProcessError(f"user task {node_id!r} is in no lane: the lane names the role that does it")
-        steps.append(Step(node_id, node.get("name") or node_id, lanes[node_id]))
+        steps.append(Step(node_id, node.get("name") or node_id, lanes[node_id], _decisions(root, node_id)))
     if not steps:
         raise ProcessError("the process has no user tasks: nothing for officers to do")
     ends = {
@@ -246,6 +252,31 @@ def load_definition(xml: str | bytes) -> Definition:
     )
 
 
+_DECISION_LITERAL = re.compile(r"""decision\s*==\s*["']([a-z][a-z_]{0,29})["']""")
+_WORD = re.compile(r"^[a-z][a-z_]{0,29}$")
+
+
+def _decisions(root: etree._Element, node_id: str) -> tuple[str, ...]:
+    """The decisions a user task offers, read from the exclusive gateway its outgoing flow leads to."""
+    flows = root.findall(".//bpmn:sequenceFlow", _NS)
+    targets = [f.get("targetRef") for f in flows if f.get("sourceRef") == node_id]
+    gateways = {g.get("id"): g for g in root.findall(".//bpmn:exclusiveGateway", _NS)}
+    if len(targets) != 1 or targets[0] not in gateways:
+        return ("done",)
+    gateway = gateways[targets[0]]
+    words: list[str] = []
+    for flow in flows:
+        if flow.get("sourceRef") != gateway.get("id"):
+            continue
+        if flow.get("id") == gateway.get("default"):
+            name = (flow.get("name") or "").strip()
+            words.insert(0, name if _WORD.match(name) else "proceed")
+            continue
+        cond = flow.find("bpmn:conditionExpression", _NS)
+        words.extend(_DECISION_LITERAL.findall(cond.text or "") if cond is not None else [])
+    return tuple(dict.fromkeys(words)) or ("done",)
+
+
 def executable_name(root: etree._Element, process_id: str) -> str:
     node = root.find(f"bpmn:process[@id='{process_id}']", _NS)
     return (node.get("name") if node is not None else None) or process_id
@@ -256,6 +287,16 @@ def standard() -> Definition:
     return load_definition(
         (resources.files("tongban.intake") / "data" / "standard_process.bpmn").read_bytes()
     )
+
+
+def example(name: str) -> str:
+    """The XML of an example definition shipped with the package (``parallel_departments`` ...)."""
+    if not re.fullmatch(r"[a-z_]+", name):
+        raise ProcessError(f"no example {name!r}")
+    path = resources.files("tongban.intake") / "data" / "examples" / f"{name}.bpmn"
+    if not path.is_file():
+        raise ProcessError(f"no example {name!r}")
+    return path.read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=64)

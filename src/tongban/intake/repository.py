@@ -15,6 +15,7 @@ from tongban.intake.models import (
     Consent,
     ELicence,
     IntakeForm,
+    ItemProcess,
     ItemSetting,
     Profile,
     ProfileDatum,
@@ -128,6 +129,25 @@ def form(session: Session, item_code: str, version: int) -> IntakeForm | None:
 def published_form(session: Session, item_code: str) -> IntakeForm | None:
     stmt = select(IntakeForm).where(IntakeForm.item_code == item_code, IntakeForm.state == "published")
     return session.scalars(stmt).first()
+
+
+def processes(session: Session, item_code: str) -> list[ItemProcess]:
+    stmt = select(ItemProcess).where(ItemProcess.item_code == item_code).order_by(ItemProcess.version.desc())
+    return list(session.scalars(stmt))
+
+
+def item_process(session: Session, item_code: str, version: int) -> ItemProcess | None:
+    stmt = select(ItemProcess).where(ItemProcess.item_code == item_code, ItemProcess.version == version)
+    return session.scalars(stmt).first()
+
+
+def published_process(session: Session, item_code: str) -> ItemProcess | None:
+    stmt = select(ItemProcess).where(ItemProcess.item_code == item_code, ItemProcess.state == "published")
+    return session.scalars(stmt).first()
+
+
+def process_by_id(session: Session, process_id: int) -> ItemProcess:
+    return session.get_one(ItemProcess, process_id)
 
 
 def uploads(session: Session, ids: Iterable[str]) -> list[Upload]:

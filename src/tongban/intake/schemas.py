@@ -142,6 +142,37 @@ class FormOut(BaseModel):
     published_at: dt.datetime | None
 
 
+class ProcessWrite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    xml: str = Field(min_length=1, max_length=500_000)
+
+
+class ProcessStepOut(BaseModel):
+    id: str
+    name: str
+    #: The lane: ``window``, ``reviewer``, ``decider``, ``applicant``, ``dept_<code>`` or the item's own.
+    role: str
+    decisions: list[str]
+
+
+class ProcessOut(BaseModel):
+    """An item's own approval process (BPMN 2.0), one version."""
+
+    item_code: str
+    version: int
+    #: ``draft``, ``published`` or ``retired``.
+    state: str
+    process_id: str
+    name: str
+    steps: list[ProcessStepOut]
+    ends: dict[str, str]
+    author: str
+    created_at: dt.datetime
+    published_by: str | None
+    published_at: dt.datetime | None
+
+
 class ApplicationForm(BaseModel):
     """The form an applicant fills for an item, with what the platform already knows."""
 

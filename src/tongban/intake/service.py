@@ -15,10 +15,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from tongban.catalog import service as catalog
 from tongban.catalog.schemas import ItemOut
@@ -45,6 +46,7 @@ from tongban.intake.models import (
     Consent,
     ELicence,
     IntakeForm,
+    ItemProcess,
     ItemSetting,
     Profile,
     ProfileDatum,
@@ -69,6 +71,8 @@ from tongban.intake.schemas import (
     MonitorRow,
     PrecheckOut,
     Prefilled,
+    ProcessOut,
+    ProcessStepOut,
     ProfileOut,
     StepOut,
     SuspensionOut,
@@ -1340,20 +1344,152 @@ def sweep_uploads(session: Session, files: FileStore, *, clock: Clock, hours: in
 LANE = "intake:lane:"
 #: Decisions each step of the standard process takes (other processes: any short word their gateways use).
 STANDARD_DECISIONS: dict[str, tuple[str, ...]] = {
-    "accept": ("accept", "supplement", "reject"),
-    "review": ("pass", "supplement"),
-    "decide": ("approve", "reject"),
-    "deliver": ("done",),
+    s.id: s.decisions for s in process.standard().steps if s.role != "applicant"
 }
 #: Decisions that must say why (the applicant reads it).
 NEEDS_REASON = frozenset({"supplement", "reject"})
-_DECISION = re.compile(r"^[a-z][a-z_]{0,29}$")
 _ENDS = {"approved": "approved", "refused": "refused", "not_accepted": "not_accepted"}
 
 
 def _definition_of(application: Application) -> process.Definition:
-    # Items' own definitions come with the process editor; every application runs the standard one now.
-    return process.standard()
+    """The definition the application runs: the item's own version it started on, or the standard one."""
+    if application.item_process_id is None:
+        return process.standard()
+    session = object_session(application)
+    assert session is not None  # noqa: S101 - applications are always loaded through a session
+    return _loaded(repo.process_by_id(session, application.item_process_id).xml)
+
+
+@lru_cache(maxsize=128)
+def _loaded(xml: str) -> process.Definition:
+    return process.load_definition(xml)
+
+
+#: End events a process may reach, by id: each is an outcome the applicant is told.
+PROCESS_ENDS = frozenset(_ENDS)
+_LANE_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def _checked_process(xml: str) -> process.Definition:
+    try:
+        definition = process.load_definition(xml)
+    except process.ProcessError as exc:
+        raise InvalidInput(f"the process definition cannot be used: {exc}") from exc
+    problems = [
+        f"lane {s.role!r} of step {s.id!r}: lane ids are lower-case words (they name a permission)"
+        for s in definition.steps
+        if not _LANE_ID.match(s.role)
+    ]
+    problems += [
+        f"end event {end!r}: end events are one of {', '.join(sorted(PROCESS_ENDS))}"
+        for end in definition.ends
+        if end not in PROCESS_ENDS
+    ]
+    if not any(s.role != "applicant" for s in definition.steps):
+        problems.append("no step for officers: every step is the applicant's")
+    if problems:
+        raise InvalidInput("the process definition cannot be used: " + "; ".join(problems), errors=problems)
+    return definition
+
+
+def _process_out(row: ItemProcess) -> ProcessOut:
+    definition = _loaded(row.xml)
+    return ProcessOut(
+        item_code=row.item_code,
+        version=row.version,
+        state=row.state,
+        process_id=definition.process_id,
+        name=definition.name,
+        steps=[
+            ProcessStepOut(id=s.id, name=s.name, role=s.role, decisions=list(s.decisions))
+            for s in definition.steps
+        ],
+        ends=definition.ends,
+        author=row.author,
+        created_at=row.created_at,
+        published_by=row.published_by,
+        published_at=row.published_at,
+    )
+
+
+def save_process(
+    session: Session, principal: Principal, item_code: str, xml: str, *, clock: Clock
+) -> ProcessOut:
+    """A new draft version of an item's own approval process (BPMN 2.0 XML; checked, never run as code)."""
+    principal.require(FORMS)
+    catalog.get_item(session, principal, item_code)
+    definition = _checked_process(xml)
+    latest = repo.processes(session, item_code)
+    row = ItemProcess(
+        item_code=item_code,
+        version=(latest[0].version + 1) if latest else 1,
+        xml=definition.xml,
+        process_id=definition.process_id,
+        state="draft",
+        author=principal.username,
+        created_at=clock.now(),
+    )
+    repo.add(session, row)
+    _audit(
+        session, principal, "intake.process.save", "intake_item_process", f"{item_code}/{row.version}", clock
+    )
+    return _process_out(row)
+
+
+def publish_process(
+    session: Session, principal: Principal, item_code: str, version: int, *, clock: Clock
+) -> ProcessOut:
+    """Publish a draft process (four eyes); new applications run it, running ones keep their version."""
+    principal.require(FORMS_PUBLISH)
+    row = repo.item_process(session, item_code, version)
+    if row is None:
+        raise NotFound(f"no process version {version} for item {item_code!r}")
+    if row.state != "draft":
+        raise Conflict(f"process version {version} is {row.state}, not a draft")
+    principal.require_other_than(row.author)
+    current = repo.published_process(session, item_code)
+    if current is not None:
+        current.state = "retired"
+    row.state, row.published_by, row.published_at = "published", principal.username, clock.now()
+    _audit(
+        session, principal, "intake.process.publish", "intake_item_process", f"{item_code}/{version}", clock
+    )
+    return _process_out(row)
+
+
+def retire_process(
+    session: Session, principal: Principal, item_code: str, version: int, *, clock: Clock
+) -> ProcessOut:
+    """Withdraw the published process: new applications run the standard process again."""
+    principal.require(FORMS_PUBLISH)
+    row = repo.item_process(session, item_code, version)
+    if row is None:
+        raise NotFound(f"no process version {version} for item {item_code!r}")
+    if row.state != "published":
+        raise Conflict(f"process version {version} is {row.state}, not published")
+    row.state = "retired"
+    _audit(
+        session, principal, "intake.process.retire", "intake_item_process", f"{item_code}/{version}", clock
+    )
+    return _process_out(row)
+
+
+def list_processes(session: Session, principal: Principal, item_code: str) -> list[ProcessOut]:
+    principal.require(FORMS)
+    return [_process_out(r) for r in repo.processes(session, item_code)]
+
+
+def process_xml(session: Session, principal: Principal, item_code: str, version: int) -> str:
+    principal.require(FORMS)
+    row = repo.item_process(session, item_code, version)
+    if row is None:
+        raise NotFound(f"no process version {version} for item {item_code!r}")
+    return row.xml
+
+
+def _step_decisions(application: Application, step: str) -> tuple[str, ...]:
+    found = _definition_of(application).step(step)
+    return found.decisions if found is not None else ()
 
 
 def _status(state: process.State, first_step: str) -> str:
@@ -1388,6 +1524,8 @@ def _sync(session: Session, application: Application, state: process.State, *, c
 
 
 def _start_process(session: Session, application: Application, *, clock: Clock) -> None:
+    own = repo.published_process(session, application.item_code)
+    application.item_process_id = own.id if own is not None else None
     definition = _definition_of(application)
     application.process_name = definition.process_id
     application.process_state = process.start(definition)
@@ -1478,7 +1616,7 @@ def worklist(
                 status=application.status,
                 errors=sum(1 for f in application.findings if f.get("severity") == "error"),
                 warnings=sum(1 for f in application.findings if f.get("severity") == "warning"),
-                decisions=list(STANDARD_DECISIONS.get(item.step, ())),
+                decisions=list(_step_decisions(application, item.step)),
             )
         )
     return out
@@ -1579,11 +1717,11 @@ def act(
         raise Forbidden("the applicant completes this step (supplementary materials)")
     if not principal.can(LANE + item.role):
         raise Forbidden(f"the step {item.name} is done in the lane {item.role!r}, which your account lacks")
-    allowed = STANDARD_DECISIONS.get(item.step) if application.process_name == "standard" else None
-    if allowed is not None and decision not in allowed:
+    allowed = _step_decisions(application, item.step)
+    if decision is None and allowed == ("done",):
+        decision = "done"
+    if decision not in allowed:
         raise InvalidInput(f"decision: one of {', '.join(allowed)} for the step {item.name}")
-    if decision is not None and not _DECISION.match(decision):
-        raise InvalidInput("decision: a short lower-case word")
     if decision in NEEDS_REASON and len(note.strip()) < 4:
         raise InvalidInput("note: say what is missing or why, for the applicant (at least 4 characters)")
     _advance(
@@ -1960,3 +2098,76 @@ def escalate_overdue(session: Session, *, clock: Clock) -> list[str]:
         )
         out.append(a.receipt_no)
     return out
+
+
+# --- pages support -----------------------------------------------------------------------------------
+# Read-only helpers of the HTML pages (``tongban.intake.pages``); callers have authorised the receipt first.
+
+
+def has_published_form(session: Session, item_code: str) -> bool:
+    """Whether the item can be applied for online here (it has a published application form)."""
+    return repo.published_form(session, item_code) is not None
+
+
+def form_input(definition: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored (normalised) values as form input again: money back from fen to yuan, in tables too."""
+    return _as_input(formdef.FormDefinition.model_validate(definition).fields, values)
+
+
+def my_uploads(session: Session, principal: Principal, ids: Sequence[str]) -> list[UploadOut]:
+    """The caller's own uploads among ``ids`` that are not part of an application yet (others left out)."""
+    if principal.account_id is None:
+        return []
+    found = {u.id: u for u in repo.uploads(session, list(dict.fromkeys(ids)))}
+    return [
+        _upload_out(u)
+        for i in dict.fromkeys(ids)
+        if (u := found.get(i)) is not None
+        and u.owner_account_id == principal.account_id
+        and u.application_id is None
+    ]
+
+
+def form_definition_of(session: Session, receipt_no: str) -> dict[str, Any]:
+    """The form definition (the version) an application was submitted with."""
+    application = repo.application_by_receipt(session, receipt_no)
+    if application is None:
+        raise NotFound(f"no application {receipt_no!r}")
+    return _form_of(session, application).model_dump(mode="json", exclude_none=True)
+
+
+def supplement_definition(
+    session: Session, principal: Principal, receipt_no: str, *, clock: Clock
+) -> dict[str, Any]:
+    """The form the applicant answers a request for supplementary material with, as ``supplement`` checks
+    it: the submitted version without the file fields of the materials the platform supplies."""
+    application = repo.application_by_receipt(session, receipt_no)
+    if application is None or application.applicant_account_id != principal.account_id:
+        raise NotFound(f"no application {receipt_no!r}")
+    item = catalog.get_item(session, principal, application.item_code)
+    owned = repo.profiles_of_owner(session, application.applicant_account_id, ProfileKind.PERSON.value)
+    statuses = material_status(session, owned[0] if owned else None, _needs(item), clock=clock)
+    shown = _without_exempt(_form_of(session, application), statuses)
+    return shown.model_dump(mode="json", exclude_none=True)
+
+
+def deadlines_of(
+    session: Session, receipt_nos: Sequence[str], *, clock: Clock
+) -> dict[str, DeadlineOut | None]:
+    """Where applications stand against their time limits (None: not accepted yet, or no limit)."""
+    out: dict[str, DeadlineOut | None] = {}
+    for receipt_no in dict.fromkeys(receipt_nos):
+        application = repo.application_by_receipt(session, receipt_no)
+        if application is not None:
+            suspended = repo.suspensions(session, application.id)
+            out[receipt_no] = _deadline(session, application, suspended, clock)
+    return out
+
+
+def step_decisions(session: Session, receipt_no: str) -> dict[str, tuple[str, ...]]:
+    """The decisions each waiting step of an application takes (task id → words ``act`` accepts)."""
+    application = repo.application_by_receipt(session, receipt_no)
+    if application is None:
+        return {}
+    waiting = repo.work_items_of(session, application.id)
+    return {w.task_id: _step_decisions(application, w.step) for w in waiting}

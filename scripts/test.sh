@@ -19,16 +19,29 @@ echo "== mypy"; mypy
 echo "== import contracts"; lint-imports
 echo "== translations"; bash scripts/i18n.sh check
 
-echo "== tests on SQLite"
-TONGBAN_TEST_DATABASE_URL= pytest -p no:cacheprovider "$@"
+# The two backends run at the same time (separate databases, separate temporary directories), each
+# with its output in a log that is printed when it ends.
+logs=$(mktemp -d)
+TONGBAN_TEST_DATABASE_URL= pytest -p no:cacheprovider "$@" >"$logs/sqlite.log" 2>&1 &
+sqlite_pid=$!
 
 PG_URL=${TONGBAN_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}
+pg_status=0
 if python -c "import sys, sqlalchemy as sa; sa.create_engine(sys.argv[1]).connect().close()" "$PG_URL" 2>/dev/null; then
-  echo "== tests on PostgreSQL"
-  TONGBAN_TEST_DATABASE_URL="$PG_URL" pytest -p no:cacheprovider "$@"
+  TONGBAN_TEST_DATABASE_URL="$PG_URL" pytest -p no:cacheprovider "$@" >"$logs/pg.log" 2>&1 || pg_status=$?
+  pg_ran=1
 elif [ -n "${CI:-}" ]; then
   echo "PostgreSQL is not reachable at $PG_URL" >&2
-  exit 1
+  pg_status=1
+  pg_ran=0
 else
   echo "NOTICE: PostgreSQL not reachable at $PG_URL; the PostgreSQL run was skipped" >&2
+  pg_ran=0
 fi
+sqlite_status=0
+wait "$sqlite_pid" || sqlite_status=$?
+
+echo "== tests on SQLite"; cat "$logs/sqlite.log"
+if [ "$pg_ran" = 1 ]; then echo "== tests on PostgreSQL"; cat "$logs/pg.log"; fi
+rm -rf "$logs"
+[ "$sqlite_status" = 0 ] && [ "$pg_status" = 0 ]

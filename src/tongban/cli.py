@@ -36,7 +36,7 @@ from tongban.core.llm import get_chat_model
 from tongban.core.logging import configure_logging
 from tongban.core.tasks import purge_expired
 from tongban.core.workdays import YearSchedule
-from tongban.demo import add_situations
+from tongban.demo import amend_demo
 from tongban.intake import service as intake_service
 from tongban.knowledge import evaluate as knowledge_eval
 from tongban.knowledge import ingest as knowledge_ingest
@@ -461,6 +461,20 @@ def intake_escalate() -> None:
     )
 
 
+@intake_app.command("generate-forms")
+def intake_generate_forms(
+    item: Annotated[
+        list[str] | None, typer.Option("--item", help="only these item codes (repeatable); default: all")
+    ] = None,
+) -> None:
+    """Give every published item without an application form a generated basic one (idempotent)."""
+    engine = _engine(get_settings())
+    _require_schema(engine)
+    with session_scope(make_sessionmaker(engine)) as session:
+        n = intake_service.publish_generated_forms(session, actor="system", clock=SystemClock(), codes=item)
+    out.print(f"{n} items got a generated application form")
+
+
 @intake_app.command("sweep-uploads")
 def intake_sweep_uploads(
     hours: Annotated[int, typer.Option(min=1, help="Delete unattached uploads older than this.")] = 24,
@@ -473,6 +487,34 @@ def intake_sweep_uploads(
     with session_scope(make_sessionmaker(engine)) as session:
         n = intake_service.sweep_uploads(session, store, clock=SystemClock(), hours=hours)
     out.print(f"{n} files removed")
+
+
+# --- departments, notices, documents ---
+
+
+@intake_app.command("deliver-outbox")
+def intake_deliver_outbox(
+    limit: Annotated[int, typer.Option(min=1, help="Deliver at most this many messages.")] = 500,
+) -> None:
+    """Deliver due outbox messages once: departments' webhooks, notice emails and SMS (retried with
+    backoff; schedule it every minute, or let the web server's own loop do it)."""
+    settings = get_settings()
+    engine = _engine(settings)
+    _require_schema(engine)
+    sealer = settings.sealer()
+    transports = intake_service.outbox_transports(settings, sealer)
+    try:
+        report = intake_service.deliver_outbox(
+            make_sessionmaker(engine),
+            transports,
+            settings=settings,
+            sealer=sealer,
+            clock=SystemClock(),
+            limit=limit,
+        )
+    finally:
+        intake_service.close_transports(transports)
+    out.print(f"{report.sent} sent, {report.retrying} to retry, {report.dead} given up")
 
 
 def _holder(settings: Settings) -> knowledge_service.IndexHolder:
@@ -727,10 +769,10 @@ def load_demo(settings: Settings) -> ImportReport:
     clock = SystemClock()
     with session_scope(make_sessionmaker(engine)) as session:
         # Situations (办理情形) and their questions come from the demo's own supplement, situations.json.
-        report = import_file(
-            session, target, actor="demo", clock=clock, fmt="guangdong", amend=add_situations
-        )
+        report = import_file(session, target, actor="demo", clock=clock, fmt="guangdong", amend=amend_demo)
     _demo_knowledge(engine, settings)
+    with session_scope(make_sessionmaker(engine)) as session:
+        intake_service.publish_generated_forms(session, actor="demo", clock=clock)
     accounts_file = settings.data_dir / "demo-accounts.txt"
     if not accounts_file.exists():
         lines = []
@@ -739,6 +781,13 @@ def load_demo(settings: Settings) -> ImportReport:
                 ("admin", ["admin"]),
                 ("editor", ["catalog_editor", "knowledge_editor"]),
                 ("reviewer", ["catalog_reviewer", "knowledge_reviewer"]),
+                ("citizen", []),
+                ("window", ["intake_officer"]),
+                ("examiner", ["intake_reviewer"]),
+                ("decider", ["intake_decider"]),
+                ("supervisor", ["intake_supervisor"]),
+                ("formeditor", ["intake_form_editor"]),
+                ("formpublisher", ["intake_form_publisher"]),
             ):
                 password = secrets.token_urlsafe(12)
                 try:

@@ -47,6 +47,10 @@ def test_form_versions_need_a_valid_definition_and_a_second_person(
     refused = client.post(f"/api/v1/intake/items/{CODE}/forms", headers=editor, json={"definition": strange})
     assert refused.status_code == 422
     assert "结婚证" in refused.json()["detail"]
+    loose = {"fields": [{"key": "f", "label": "文件", "label_en": "File", "type": "file"}]}
+    refused = client.post(f"/api/v1/intake/items/{CODE}/forms", headers=editor, json={"definition": loose})
+    assert refused.status_code == 422
+    assert "must name the catalogue material" in refused.json()["detail"]
     v2 = client.post(f"/api/v1/intake/items/{CODE}/forms", headers=publisher, json={"definition": DEFINITION})
     assert v2.json()["version"] == 2
     assert v2.json()["state"] == "draft"

@@ -8,12 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tests.conftest import bearer, make_account
 from tests.intake.helpers import CODE, step, submit
 from tongban.core.clock import FixedClock
-from tongban.intake import process
+from tongban.core.errors import Conflict
+from tongban.intake import process, service
+from tongban.intake.models import IntakeForm
 
 PARALLEL = process.example("parallel_departments")
 XML = {"Content-Type": "application/xml"}
@@ -199,3 +202,56 @@ def test_running_applications_keep_their_version_and_retiring_brings_back_the_st
     later = submit(client, h)
     after = step(client, h["officer.wang"], later, "accept").json()
     assert [w["step"] for w in after["waiting"]] == ["review"]
+
+
+def test_the_first_step_is_the_one_the_start_leads_to_whatever_its_id_or_place(
+    client: httpx.Client, departments: dict[str, dict[str, str]]
+) -> None:
+    """受理 renamed and written last in the XML: the application still waits as ``submitted`` there, and
+    the time limit starts when it leaves it."""
+    h = departments
+    task = '<bpmn:userTask id="accept" name="受理"/>'
+    renamed = (
+        PARALLEL.replace(task, "")
+        .replace("</bpmn:process>", task.replace('"accept"', '"intake_check"') + "\n  </bpmn:process>")
+        .replace('sourceRef="accept"', 'sourceRef="intake_check"')
+        .replace('targetRef="accept"', 'targetRef="intake_check"')
+        .replace("<bpmn:flowNodeRef>accept<", "<bpmn:flowNodeRef>intake_check<")
+    )
+    definition = _publish(client, h, renamed)
+    assert definition["steps"][-1]["id"] == "intake_check"
+    app = submit(client, h)
+    assert app["status"] == "submitted"
+    assert app["deadline"] is None
+    accepted = step(client, h["officer.wang"], app, "accept")
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["status"] == "in_progress"
+    assert accepted.json()["deadline"]["accepted_on"] == "2026-03-02"
+
+
+def test_one_published_version_per_item_even_for_publishers_acting_at_once(
+    client: httpx.Client, published: dict[str, dict[str, str]], session: Session, clock: FixedClock
+) -> None:
+    current = service.repo.published_form(session, CODE)
+    assert current is not None
+
+    def twin(version: int) -> IntakeForm:
+        return IntakeForm(
+            item_code=CODE,
+            version=version,
+            definition=current.definition,
+            state="published",
+            author="someone",
+            created_at=clock.now(),
+        )
+
+    with session.begin_nested():
+        session.add(twin(99))
+        with pytest.raises(IntegrityError):
+            session.flush()
+        session.rollback()
+    with session.begin_nested():
+        session.add(twin(98))
+        with pytest.raises(Conflict, match="at the same moment"):
+            service.flush_published(session, "the form")
+        session.rollback()

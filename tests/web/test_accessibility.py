@@ -64,6 +64,7 @@ def _violations(browser: Any, url: str, cookies: list[dict[str, str]] | None = N
         "/search?q=食品经营许可",
         "/search?q=qwxzvkj",
         "/consult/guide",
+        "/intake/bundles",
         "/knowledge/catalog:11110000TEST0001",
         "/staff/login",
         "/no/such/page",
@@ -94,6 +95,8 @@ def test_public_pages_have_no_wcag_violations(
         "/staff/knowledge/entries/catalog:11110000TEST0001/edit",
         "/staff/consult/agents",
         "/staff/consult/agents/new",
+        "/staff/intake/worklist",
+        "/staff/intake/monitor",
     ],
 )
 def test_staff_pages_have_no_wcag_violations(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from tongban.catalog import forms, service, vocab
@@ -35,6 +37,10 @@ Editor = Annotated[auth.Principal, Depends(require("catalog:edit"))]
 Reviewer = Annotated[auth.Principal, Depends(require("catalog:review"))]
 Publisher = Annotated[auth.Principal, Depends(require("catalog:publish"))]
 PAGE_SIZE = 20
+
+#: Links higher domains add to an item's page without the catalogue knowing them (intake: "apply online"
+#: when the item has a published application form): ``(session, item code) -> [(href, message id)]``.
+ITEM_LINKS: list[Callable[[Session, str], list[tuple[str, str]]]] = []
 
 
 async def posted_form(request: Request) -> FormData:
@@ -137,6 +143,7 @@ def item_page(
         "today": today,
         "promised_due": _deadline(calendar, content.promised_limit, today),
         "statutory_due": _deadline(calendar, content.statutory_limit, today),
+        "item_links": [link for links in ITEM_LINKS for link in links(session, code)],
         **_vocab_context(lang.code),
     }
     return render_page(request, lang, "catalog/item.html", context)

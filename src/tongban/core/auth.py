@@ -43,6 +43,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "intake:lane:reviewer",
             "intake:lane:decider",
             "intake:monitor",
+            "intake:departments",  # departments' own systems (webhooks and their secrets)
             "audit:read",
             "accounts:manage",
         }

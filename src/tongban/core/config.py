@@ -62,6 +62,31 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=30.0, gt=0, le=600)
     #: Default upper bound on the tokens of one answer.
     llm_max_tokens: int = Field(default=512, ge=16, le=8192)
+    # --- departments, notices, documents ---
+    #: The address this platform is reached at from outside (departments' systems post their status
+    #: callbacks to it), e.g. ``https://tongban.example.gov.cn``. Empty means ``http://<host>:<port>``.
+    public_url: str = ""
+    #: Mail server for notices: ``smtp://user:password@host:587`` (or ``smtps://`` for TLS from the start).
+    #: Empty means emails are written to ``<data_dir>/outbox/email/*.eml``.
+    smtp_url: SecretStr = SecretStr("")
+    #: Upgrade ``smtp://`` connections with STARTTLS (turn off only for a server on the same host).
+    smtp_starttls: bool = True
+    #: The From address of notice emails.
+    mail_from: str = "通办 <noreply@tongban.invalid>"
+    #: HTTP SMS gateway (POST JSON ``{"id", "to", "text"}`` with ``X-API-Key``). Empty means SMS are
+    #: written to ``<data_dir>/outbox/sms/*.json``.
+    sms_gateway_url: str = ""
+    sms_api_key: SecretStr = SecretStr("")
+    #: Seconds to wait for a mail server, SMS gateway or department system before an attempt fails.
+    notify_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    #: Attempts to deliver an outbox message (backoff 30 s doubling, at most 1 h) before it is given up.
+    outbox_max_attempts: int = Field(default=10, ge=1, le=50)
+    #: Seconds between delivery passes of the web server's own outbox loop; 0 turns it off (then schedule
+    #: ``tongban intake deliver-outbox``).
+    outbox_interval_s: float = Field(default=15.0, ge=0, le=3600)
+
+    def resolved_public_url(self) -> str:
+        return (self.public_url.strip() or f"http://{self.host}:{self.port}").rstrip("/")
 
     def batch_threads(self) -> int:
         return self.embedding_batch_threads or max(1, len(os.sched_getaffinity(0)))

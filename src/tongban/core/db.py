@@ -8,13 +8,14 @@ which is built only by Alembic migrations.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -67,8 +68,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: Execution option of a session whose unit of work writes (``factory(execution_options={WRITES: True})``).
+#: On SQLite its transaction begins with ``BEGIN IMMEDIATE``: it takes the write lock at once, waiting for it
+#: up to ``busy_timeout``. A deferred ``BEGIN`` that reads and then writes fails at once with "database is
+#: locked" (SQLITE_BUSY_SNAPSHOT: WAL cannot upgrade a stale read snapshot, and no busy wait applies)
+#: whenever another connection committed in between, i.e. under any concurrent writes. PostgreSQL ignores it.
+WRITES = "tongban_writes"
+
+
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    immediate = connection.get_execution_options().get(WRITES, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -83,12 +93,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def pool_capacity(engine: Engine) -> int | None:
+    """The most connections the engine's pool hands out at once (None: no limit, or not a queue pool)."""
+    pool = engine.pool
+    if not isinstance(pool, QueuePool) or pool._max_overflow < 0:
+        return None
+    return pool.size() + pool._max_overflow
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
 
 
 @contextmanager
-def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+def session_scope(factory: Callable[[], Session]) -> Iterator[Session]:
     """The edge of one unit of work: commit on success, roll back on any error."""
     session = factory()
     try:

@@ -65,3 +65,11 @@ class PayloadTooLarge(DomainError):
     status = 413
     slug = "payload-too-large"
     title = "Payload too large"
+
+
+class Busy(DomainError):
+    """The service cannot take the request now (e.g. the embedded database's writer is busy); retry."""
+
+    status = 503
+    slug = "busy"
+    title = "Service unavailable"

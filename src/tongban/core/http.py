@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,7 +27,8 @@ from tongban.core import auth
 from tongban.core.clock import Clock
 from tongban.core.config import Settings
 from tongban.core.crypto import Sealer
-from tongban.core.errors import DomainError, InvalidInput, Unauthenticated
+from tongban.core.db import WRITES, pool_capacity
+from tongban.core.errors import Busy, DomainError, InvalidInput, Unauthenticated
 from tongban.core.files import FileStore
 from tongban.core.i18n import LANG_COOKIE, Language, get_language, negotiate
 from tongban.core.templating import render
@@ -62,9 +65,77 @@ def runtime(request: Request) -> Runtime:
     return rt
 
 
-def db_session(request: Request) -> Iterator[Session]:
+@dataclass
+class _DbGate:
+    """Admission of requests to the database, awaited on the event loop (no worker thread is held).
+
+    A request's session holds its connection from its first query (often in a dependency: the principal) to
+    the commit, and between the dependencies and the handler it waits for a worker thread again. Without
+    ``slots`` the worker threads could all be waiting for a pool connection while the requests holding the
+    connections wait for a thread: nothing moves until the pool times out (200 concurrent submissions got
+    500s after 30 s on both databases). ``writes`` (SQLite only) lets one writing request at a time begin
+    its ``BEGIN IMMEDIATE`` (core/db.py ``WRITES``), so none waits in SQLite's busy handler holding a thread
+    the writer needs.
+    """
+
+    slots: anyio.Semaphore | None
+    writes: anyio.Lock | None
+
+
+def _db_gate(request: Request) -> _DbGate:
+    gate: _DbGate | None = getattr(request.app.state, "db_gate", None)
+    if gate is None:  # made on the event loop: no race
+        engine = getattr(request.app.state, "engine", None)
+        capacity = pool_capacity(engine) if engine is not None else None
+        gate = _DbGate(
+            # Leave two connections for what runs outside requests (index warm-up, readiness checks).
+            slots=anyio.Semaphore(max(1, capacity - 2)) if capacity else None,
+            writes=anyio.Lock() if engine is not None and engine.dialect.name == "sqlite" else None,
+        )
+        request.app.state.db_gate = gate
+    return gate
+
+
+#: How long a writing request waits for its turn on SQLite before it is answered 503 (retry).
+WRITE_WAIT_S = 30.0
+
+#: ``openapi_extra`` of a GET route that writes (an audited look, a record made on first use): its
+#: transaction is a writing one like a POST's, so on SQLite it begins with the write lock.
+WRITES_ROUTE: dict[str, Any] = {"x-tongban-writes": True}
+
+
+def _writes(request: Request) -> bool:
+    if request.method not in SAFE_METHODS:
+        return True
+    extra = getattr(request.scope.get("route"), "openapi_extra", None) or {}
+    return bool(extra.get("x-tongban-writes"))
+
+
+async def db_admission(request: Request) -> AsyncIterator[None]:
+    """Wait for the request's turn at the database (see :class:`_DbGate`); held until its session closes."""
+    gate = _db_gate(request)
+    async with AsyncExitStack() as stack:
+        if gate.writes is not None and _writes(request):
+            try:
+                with anyio.fail_after(WRITE_WAIT_S):
+                    await stack.enter_async_context(gate.writes)
+            except TimeoutError:
+                raise Busy(
+                    f"the database is busy with other changes; retry in a few seconds "
+                    f"(waited {WRITE_WAIT_S:.0f} s for the embedded database's writer)"
+                ) from None
+        if gate.slots is not None:
+            await stack.enter_async_context(gate.slots)
+        yield
+
+
+def db_session(
+    request: Request, _admitted: Annotated[None, Depends(db_admission, scope="function")]
+) -> Iterator[Session]:
     """One transaction per request: committed when the handler returns, rolled back on any error."""
-    session = runtime(request).sessions()
+    factory = runtime(request).sessions
+    # Writes take SQLite's write lock when they begin (core/db.py, WRITES); reads stay concurrent.
+    session = factory(execution_options={WRITES: True}) if _writes(request) else factory()
     try:
         yield session
         session.commit()
@@ -231,6 +302,24 @@ def principal_or_anonymous(
 
 #: Rule: anyone; what they see depends on who they are (checked in the service).
 public_with_principal = _rule("public", principal_or_anonymous)
+
+# --- departments, notices, documents ---
+WEBHOOK_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+
+
+def _webhook_signed(request: Request) -> None:
+    if not all(request.headers.get(h) for h in WEBHOOK_HEADERS):
+        raise Unauthenticated(
+            "this address takes signed webhooks only: "
+            "send webhook-id, webhook-timestamp and webhook-signature"
+        )
+
+
+#: Rule: another system's request authenticated only by its Standard Webhooks signature (no account, no
+#: session, no CSRF: a browser cannot forge the HMAC). The rule requires the signature headers; the handler
+#: must verify the signature against the sender's secret, and the timestamp against the platform's clock,
+#: before it reads or changes anything.
+signed_webhook = _rule("signed-webhook", _webhook_signed)
 
 
 # --- Language ----------------------------------------------------------------------------------------

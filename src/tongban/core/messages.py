@@ -30,6 +30,10 @@ ERROR_TITLES = (
     N_("The form has expired"),
     N_("Not ready"),
     N_("Too many attempts"),
+    N_("Service unavailable"),
+    # --- departments, notices, documents ---
+    N_("The webhook signature is not valid"),
+    N_("The webhook timestamp is too far from the current time"),
 )
 
 #: Titles and texts of the generic HTML error pages (tongban.web.app).

@@ -16,7 +16,13 @@ from markupsafe import Markup
 from tongban.core.i18n import Language
 
 #: Packages whose ``templates/`` folder is searched, in order.
-TEMPLATE_PACKAGES = ("tongban.web", "tongban.catalog", "tongban.knowledge", "tongban.consult")
+TEMPLATE_PACKAGES = (
+    "tongban.web",
+    "tongban.catalog",
+    "tongban.knowledge",
+    "tongban.consult",
+    "tongban.intake",
+)
 DISPLAY_TZ = ZoneInfo("Asia/Shanghai")
 
 

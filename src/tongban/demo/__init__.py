@@ -11,6 +11,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from tongban.catalog.licences import mark_licence_materials
 from tongban.catalog.schemas import ItemContent
 
 SITUATIONS_FILE = "situations.json"
@@ -44,3 +45,9 @@ def add_situations(content: ItemContent) -> ItemContent:
             material["situations"] = tag["situations"]
             material["required"] = tag.get("required", material["required"])
     return ItemContent.model_validate(data)
+
+
+def amend_demo(content: ItemContent) -> ItemContent:
+    """What the demo import adds to each guide: its situations (:func:`add_situations`), and the materials
+    that are e-licences marked as such (``catalog.licences``), as a city's catalogue would carry them."""
+    return mark_licence_materials(add_situations(content))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException
@@ -12,31 +14,41 @@ from starlette.formparsers import MultiPartException
 from tongban.core import auth
 from tongban.core.errors import InvalidInput, NotFound
 from tongban.core.http import (
+    WRITES_ROUTE,
     ClockDep,
     DbSession,
     FilesDep,
     RawBody,
+    Runtime,
     SealerDep,
     idempotent,
     own_records,
     public_with_principal,
     require,
+    signed_webhook,
 )
-from tongban.intake import service
+from tongban.intake import bundles, departments, materials, notices, outbox, service
 from tongban.intake.schemas import (
     ApplicationForm,
     ApplicationOut,
     ApplicationSummary,
     ApplicationWrite,
+    BundleAnswers,
+    BundleApplicationWrite,
+    BundleCheckWrite,
+    BundleWrite,
     ConsentOut,
     ConsentWrite,
     DataWrite,
+    DepartmentOut,
+    DepartmentWrite,
     FormOut,
     FormWrite,
     ItemSettingWrite,
     LicenceOut,
     LicenceWrite,
     MonitorRow,
+    NoticeOut,
     OfficerDataWrite,
     PrecheckOut,
     PrecheckWrite,
@@ -81,7 +93,7 @@ def data_keys(principal: Anyone) -> dict[str, Any]:
     }
 
 
-@router.get("/me/profile")
+@router.get("/me/profile", openapi_extra=WRITES_ROUTE)
 def my_profile(
     session: DbSession,
     principal: Holder,
@@ -164,7 +176,7 @@ def create_profile(
     return idempotent(request, session, principal, raw, produce)
 
 
-@router.get("/intake/profiles/{profile_id}")
+@router.get("/intake/profiles/{profile_id}", openapi_extra=WRITES_ROUTE)
 def get_profile(
     profile_id: int, session: DbSession, principal: Officer, clock: ClockDep, sealer: SealerDep
 ) -> ProfileOut:
@@ -431,7 +443,7 @@ def worklist(
     return service.worklist(session, principal, role=role)
 
 
-@router.get("/intake/applications/{receipt_no}")
+@router.get("/intake/applications/{receipt_no}", openapi_extra=WRITES_ROUTE)
 def officer_application(
     receipt_no: str, session: DbSession, principal: Officer, clock: ClockDep, sealer: SealerDep
 ) -> ApplicationOut:
@@ -449,6 +461,7 @@ def act(
     principal: Officer,
     clock: ClockDep,
     sealer: SealerDep,
+    files: FilesDep,
 ) -> ApplicationOut:
     """Complete a waiting step: 受理 (``accept``/``supplement``/``reject``), 审查 (``pass``/``supplement``),
     决定 (``approve``/``reject``), 送达 (``done``). ``supplement`` and ``reject`` need a ``note``."""
@@ -461,6 +474,7 @@ def act(
         note=body.note,
         clock=clock,
         sealer=sealer,
+        files=files,
     )
 
 
@@ -472,9 +486,12 @@ def supplement(
     principal: Holder,
     clock: ClockDep,
     sealer: SealerDep,
+    files: FilesDep,
 ) -> ApplicationOut:
     """Answer a request for supplementary material: changed values and new upload ids; pre-checked again."""
-    return service.supplement(session, principal, receipt_no, body.values, sealer=sealer, clock=clock)
+    return service.supplement(
+        session, principal, receipt_no, body.values, sealer=sealer, clock=clock, files=files
+    )
 
 
 # --- deadlines ---------------------------------------------------------------------------------------
@@ -530,3 +547,283 @@ def deadlines(
 ) -> list[MonitorRow]:
     """Running applications against their promised time limits, overdue first."""
     return service.monitor(session, principal, department=department, level=level, clock=clock)
+
+
+# --- bundles (高效办成一件事) ------------------------------------------------------------------------
+
+
+@router.get("/intake/bundles")
+def published_bundles(session: DbSession, principal: Anyone) -> list[bundles.BundleOut]:
+    """The bundles applicants can apply for (published versions)."""
+    return bundles.published_bundles(session)
+
+
+@router.get("/intake/bundles/{code}")
+def published_bundle(code: str, session: DbSession, principal: Anyone) -> bundles.BundleOut:
+    """A published bundle: names, situation questions and items."""
+    return bundles.published_bundle(session, code)
+
+
+@router.get("/intake/bundles/{code}/versions")
+def bundle_versions(code: str, session: DbSession, principal: FormEditor) -> list[bundles.BundleOut]:
+    """Every version of a bundle, newest first."""
+    return bundles.list_versions(session, principal, code)
+
+
+@router.post(
+    "/intake/bundles/{code}/versions", status_code=201, responses={201: {"model": bundles.BundleOut}}
+)
+def save_bundle(
+    request: Request,
+    code: str,
+    body: BundleWrite,
+    raw: RawBody,
+    session: DbSession,
+    clock: ClockDep,
+    principal: FormEditor,
+) -> Any:
+    """A new draft version of a bundle (checked: questions, items, conditions)."""
+
+    def produce() -> tuple[int, Any]:
+        return 201, bundles.save_bundle(session, principal, code, body.definition, clock=clock)
+
+    return idempotent(request, session, principal, raw, produce)
+
+
+@router.post("/intake/bundles/{code}/versions/{version}/publish")
+def publish_bundle(
+    code: str, version: int, session: DbSession, clock: ClockDep, principal: FormPublisher
+) -> bundles.BundleOut:
+    """Publish a draft (not by its author); every item needs a published form."""
+    return bundles.publish_bundle(session, principal, code, version, clock=clock)
+
+
+@router.post("/intake/bundles/{code}/application-form")
+def bundle_form(
+    code: str, body: BundleAnswers, session: DbSession, principal: Holder, clock: ClockDep, sealer: SealerDep
+) -> bundles.BundleForm:
+    """The merged form for the answers: the items that apply, each shared field once, prefilled."""
+    return bundles.bundle_form(session, principal, code, body.answers, sealer=sealer, clock=clock)
+
+
+@router.post("/intake/bundles/{code}/precheck")
+def bundle_precheck(
+    code: str,
+    body: BundleCheckWrite,
+    session: DbSession,
+    principal: Holder,
+    clock: ClockDep,
+    sealer: SealerDep,
+) -> bundles.BundlePrecheckOut:
+    """The pre-check of every item that applies; each finding names its item."""
+    return bundles.check_bundle(
+        session, principal, code, body.answers, body.values, sealer=sealer, clock=clock
+    )
+
+
+@router.post(
+    "/intake/bundle-applications", status_code=201, responses={201: {"model": bundles.BundleApplicationOut}}
+)
+def submit_bundle(
+    request: Request,
+    body: BundleApplicationWrite,
+    raw: RawBody,
+    session: DbSession,
+    principal: Holder,
+    clock: ClockDep,
+    sealer: SealerDep,
+    files: FilesDep,
+) -> Any:
+    """Submit a bundle: one application per item that applies, all or nothing. Send ``Idempotency-Key``."""
+
+    def produce() -> tuple[int, Any]:
+        return 201, bundles.submit_bundle(
+            session,
+            principal,
+            body.bundle_code,
+            body.answers,
+            body.values,
+            sealer=sealer,
+            files=files,
+            clock=clock,
+        )
+
+    return idempotent(request, session, principal, raw, produce)
+
+
+@router.get("/me/bundle-applications")
+def my_bundle_applications(session: DbSession, principal: Holder) -> list[bundles.BundleApplicationOut]:
+    return bundles.my_bundle_applications(session, principal)
+
+
+@router.get("/me/bundle-applications/{receipt_no}")
+def my_bundle_application(
+    receipt_no: str, session: DbSession, principal: Holder
+) -> bundles.BundleApplicationOut:
+    """One combined status, with each item's own application and status."""
+    return bundles.get_bundle_application(session, principal, receipt_no)
+
+
+# --- departments, notices, documents -----------------------------------------------------------------
+
+DepartmentAdmin = Annotated[auth.Principal, Depends(require(service.DEPARTMENTS))]
+
+
+@router.get("/intake/departments")
+def list_departments(session: DbSession, principal: DepartmentAdmin) -> list[DepartmentOut]:
+    """The departments' own systems (never their signing secrets)."""
+    return [departments.department_out(r) for r in departments.list_systems(session, principal)]
+
+
+@router.put(
+    "/intake/departments/{code}", response_model=DepartmentOut, responses={201: {"model": DepartmentOut}}
+)
+def put_department(
+    code: str,
+    body: DepartmentWrite,
+    session: DbSession,
+    principal: DepartmentAdmin,
+    clock: ClockDep,
+    sealer: SealerDep,
+    rotate: Annotated[bool, Query(description="generate a new signing secret")] = False,
+) -> JSONResponse:
+    """Register (201) or change (200) a department's own system: steps in the process lane ``dept_<code>``
+    are sent to ``url`` as signed webhooks. The signing secret is generated here and returned only in the
+    answer that created it or rotated it (``?rotate=true``); store it in the department's system."""
+    row, secret, created = departments.put_system(
+        session,
+        principal,
+        code,
+        name=body.name,
+        url=body.url,
+        active=body.active,
+        rotate=rotate,
+        sealer=sealer,
+        clock=clock,
+    )
+    out = departments.department_out(row, secret=secret)
+    return JSONResponse(
+        jsonable_encoder(out), status_code=201 if created else 200, headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.post("/intake/departments/{code}/callbacks")
+def department_callback(
+    code: str,
+    request: Request,
+    raw: RawBody,
+    session: DbSession,
+    clock: ClockDep,
+    sealer: SealerDep,
+    files: FilesDep,
+    _signed: Annotated[None, Depends(signed_webhook)],
+) -> JSONResponse:
+    """A department system reports on a step it was sent, signed per Standard Webhooks with its secret:
+    ``{"type": "task.status", "task_id", "status": "received"|"in_progress", "note"}`` or
+    ``{"type": "task.completed", "task_id", "decision", "note"}``. A repeat of a ``webhook-id`` gets the
+    first answer (``Idempotent-Replayed: true``) and changes nothing."""
+    status, answer, replayed = service.department_callback(
+        session, code, raw, request.headers, sealer=sealer, files=files, clock=clock
+    )
+    response = JSONResponse(answer, status_code=status)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@router.get("/me/notices")
+def my_notices(session: DbSession, principal: Holder) -> list[NoticeOut]:
+    """The caller's notices about their applications, unread first."""
+    return notices.my_notices(session, principal)
+
+
+@router.post("/me/notices/{notice_id}/read")
+def read_notice(notice_id: int, session: DbSession, principal: Holder, clock: ClockDep) -> NoticeOut:
+    return notices.mark_read(session, principal, notice_id, clock=clock)
+
+
+def _pdf(name: str, data: bytes) -> Response:
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+_PDF: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/pdf": {}}, "description": "the document (PDF)"}
+}
+
+
+@router.get("/me/applications/{receipt_no}/documents/{document_id}", response_class=Response, responses=_PDF)
+def my_document(
+    receipt_no: str, document_id: int, session: DbSession, principal: Holder, files: FilesDep
+) -> Response:
+    """A result document (决定书, 通知书) of one of the caller's applications."""
+    return _pdf(*service.my_document(session, principal, receipt_no, document_id, files=files))
+
+
+@router.get(
+    "/intake/applications/{receipt_no}/documents/{document_id}",
+    response_class=Response,
+    responses=_PDF,
+    openapi_extra=WRITES_ROUTE,
+)
+def officer_document(
+    receipt_no: str,
+    document_id: int,
+    session: DbSession,
+    principal: Officer,
+    clock: ClockDep,
+    files: FilesDep,
+) -> Response:
+    """A result document of an application, for an officer (audited)."""
+    return _pdf(
+        *service.officer_document(session, principal, receipt_no, document_id, files=files, clock=clock)
+    )
+
+
+def start_outbox_loop(app: FastAPI) -> outbox.Loop | None:
+    """Start the web server's own outbox delivery, every ``TONGBAN_OUTBOX_INTERVAL_S`` seconds (0: none;
+    then schedule ``tongban intake deliver-outbox``). Stop it at shutdown."""
+    rt: Runtime = app.state.runtime
+    if rt.settings.outbox_interval_s <= 0:
+        return None
+    transports = service.outbox_transports(rt.settings, rt.sealer)
+
+    def run_once() -> None:
+        service.deliver_outbox(
+            rt.sessions, transports, settings=rt.settings, sealer=rt.sealer, clock=rt.clock
+        )
+
+    loop = outbox.Loop(
+        run_once, rt.settings.outbox_interval_s, on_stop=lambda: service.close_transports(transports)
+    )
+    loop.start()
+    return loop
+
+
+# --- the applicant's e-material library ------------------------------------------------------------
+
+
+@router.get("/me/materials")
+def my_materials(session: DbSession, principal: Holder, sealer: SealerDep) -> list[materials.LibraryEntry]:
+    """Documents the caller submitted with applications and result documents they received, newest first."""
+    return materials.library(session, principal, sealer=sealer)
+
+
+@router.post("/me/materials/{entry_id}/reuse", status_code=201)
+def reuse_material(
+    entry_id: Annotated[str, Path(max_length=80)],
+    session: DbSession,
+    principal: Holder,
+    clock: ClockDep,
+    sealer: SealerDep,
+    files: FilesDep,
+) -> UploadOut:
+    """A fresh upload of a library document (``upload:<id>`` or ``document:<id>``), to put in a file field of
+    a new application; unused ones are swept like any upload."""
+    return materials.reuse(session, principal, entry_id, files=files, sealer=sealer, clock=clock)

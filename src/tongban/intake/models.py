@@ -112,7 +112,17 @@ class IntakeForm(Base):
     """A version of a service item's application form (a :class:`tongban.intake.formdef.FormDefinition`)."""
 
     __tablename__ = "intake_form"
-    __table_args__ = (UniqueConstraint("item_code", "version", name="uq_intake_form_item_version"),)
+    __table_args__ = (
+        UniqueConstraint("item_code", "version", name="uq_intake_form_item_version"),
+        # One published version per item, even when two publishers act at once.
+        Index(
+            "uq_intake_form_published",
+            "item_code",
+            unique=True,
+            sqlite_where=text("state = 'published'"),
+            postgresql_where=text("state = 'published'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     item_code: Mapped[str] = mapped_column(String(64), index=True)
@@ -274,7 +284,16 @@ class ItemProcess(Base):
     """A service item's own back-office process (BPMN 2.0 XML), versioned; a second person publishes."""
 
     __tablename__ = "intake_item_process"
-    __table_args__ = (UniqueConstraint("item_code", "version"),)
+    __table_args__ = (
+        UniqueConstraint("item_code", "version"),
+        Index(
+            "uq_intake_item_process_published",
+            "item_code",
+            unique=True,
+            sqlite_where=text("state = 'published'"),
+            postgresql_where=text("state = 'published'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     item_code: Mapped[str] = mapped_column(String(64), index=True)
@@ -370,7 +389,16 @@ class Bundle(Base):
     """A bundle of items of several departments applied for at once (高效办成一件事), versioned."""
 
     __tablename__ = "intake_bundle"
-    __table_args__ = (UniqueConstraint("code", "version"),)
+    __table_args__ = (
+        UniqueConstraint("code", "version"),
+        Index(
+            "uq_intake_bundle_published",
+            "code",
+            unique=True,
+            sqlite_where=text("state = 'published'"),
+            postgresql_where=text("state = 'published'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), index=True)

@@ -109,7 +109,9 @@ def _pairs(fields: list[Field], suffix: str, kind: FieldType) -> list[tuple[Fiel
     """Pair each id_number field with the ``*birth_date`` / ``*sex`` field of the same level.
 
     A field pairs with the one sharing its key prefix (``spouse_id_number`` ↔ ``spouse_birth_date``); when
-    there is exactly one of each, they pair whatever their keys.
+    there is exactly one of each and the other carries no prefix of its own (``birth_date``), they pair
+    whatever the identity field is called — but ``baby_birth_date`` is someone else's and never pairs with
+    the applicant's ``id_number``.
     """
     ids = [f for f in fields if f.type is FieldType.ID_NUMBER]
     others = [f for f in fields if f.type is kind and f.key.endswith(suffix)]
@@ -117,7 +119,7 @@ def _pairs(fields: list[Field], suffix: str, kind: FieldType) -> list[tuple[Fiel
     for id_field in ids:
         prefix = id_field.key.removesuffix("id_number") if id_field.key.endswith("id_number") else None
         matched = [o for o in others if prefix is not None and o.key.removesuffix(suffix) == prefix]
-        if not matched and len(ids) == 1 and len(others) == 1:
+        if not matched and len(ids) == 1 and len(others) == 1 and others[0].key == suffix:
             matched = others
         pairs += [(id_field, other) for other in matched]
     return pairs

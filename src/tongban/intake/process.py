@@ -19,7 +19,7 @@ import ast
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -179,6 +179,9 @@ class Definition:
     #: End events by id with their names (办结, 不予受理 ...).
     ends: dict[str, str]
     xml: str
+    #: The steps a new instance waits in first (受理): the application is ``submitted`` while it waits
+    #: there, and the time limit starts when it leaves them for the rest of the process.
+    first_steps: tuple[str, ...] = ()
 
     def step(self, step_id: str) -> Step | None:
         return next((s for s in self.steps if s.id == step_id), None)
@@ -243,13 +246,17 @@ def load_definition(xml: str | bytes) -> Definition:
     ends = {
         e.get("id") or "": e.get("name") or e.get("id") or "" for e in root.findall(".//bpmn:endEvent", _NS)
     }
-    return Definition(
+    definition = Definition(
         process_id=process_id,
         name=executable_name(root, process_id),
         steps=tuple(steps),
         ends=ends,
         xml=etree.tostring(root, encoding="unicode"),
     )
+    first = state(definition, start(definition))
+    if not first.ready:
+        raise ProcessError("a new instance waits in no user task: the start event must lead to one")
+    return replace(definition, first_steps=tuple(r.step for r in first.ready))
 
 
 _DECISION_LITERAL = re.compile(r"""decision\s*==\s*["']([a-z][a-z_]{0,29})["']""")

@@ -19,13 +19,15 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from tongban.catalog import service as catalog
 from tongban.catalog.schemas import ItemOut
-from tongban.core import audit, calendar
-from tongban.core.auth import Principal
+from tongban.core import audit, calendar, idempotency, notify
+from tongban.core.auth import ANONYMOUS, Principal
 from tongban.core.clock import Clock
+from tongban.core.config import Settings
 from tongban.core.crypto import Sealer
 from tongban.core.errors import (
     CalendarUnknown,
@@ -38,7 +40,18 @@ from tongban.core.errors import (
     Unauthenticated,
 )
 from tongban.core.files import FileStore, new_file_key
-from tongban.intake import deadlines, formdef, identifiers, process, uploads
+from tongban.core.models import Account
+from tongban.intake import (
+    deadlines,
+    departments,
+    documents,
+    formdef,
+    identifiers,
+    notices,
+    outbox,
+    process,
+    uploads,
+)
 from tongban.intake import repository as repo
 from tongban.intake.models import (
     Application,
@@ -838,6 +851,13 @@ def save_form(
     item = catalog.get_item(session, principal, item_code)
     parsed = _definition(definition)
     names = {m.name for m in item.content.materials}
+    loose = [f.key for f in parsed.fields if f.type == formdef.FieldType.FILE and not f.material]
+    if loose:
+        raise InvalidInput(
+            f"file fields must name the catalogue material they carry: {', '.join(loose)}; "
+            f"the item's materials are: {', '.join(sorted(names)) or '(none)'}",
+            errors=[f"fields.{k}.material: required for a file field" for k in loose],
+        )
     unknown = sorted({f.material for f in parsed.fields if f.material and f.material not in names})
     if unknown:
         raise InvalidInput(
@@ -858,6 +878,17 @@ def save_form(
     return _form_out(form)
 
 
+def flush_published(session: Session, what: str) -> None:
+    """Write a publication now: another publisher who got there first makes it a 409, not a 500 (one
+    published version per item is a unique index)."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"{what} was published by someone else at the same moment; reload and try again"
+        ) from exc
+
+
 def publish_form(
     session: Session, principal: Principal, item_code: str, version: int, *, clock: Clock
 ) -> FormOut:
@@ -873,8 +904,170 @@ def publish_form(
     if current is not None:
         current.state = "retired"
     form.state, form.published_by, form.published_at = "published", principal.username, clock.now()
+    flush_published(session, f"the form of item {item_code!r}")
     _audit(session, principal, "intake.form.publish", "intake_form", f"{item_code}/{version}", clock)
     return _form_out(form)
+
+
+_PERSON_FIELDS: tuple[dict[str, Any], ...] = (
+    {
+        "key": "name",
+        "label": "申请人姓名",
+        "label_en": "Applicant's name",
+        "type": "text",
+        "required": True,
+        "max_length": 50,
+        "profile_key": "person.name",
+    },
+    {
+        "key": "id_number",
+        "label": "公民身份号码",
+        "label_en": "ID number",
+        "type": "id_number",
+        "required": True,
+        "profile_key": "person.id_number",
+    },
+    {
+        "key": "mobile",
+        "label": "手机号码",
+        "label_en": "Mobile number",
+        "type": "mobile",
+        "required": True,
+        "profile_key": "person.mobile",
+    },
+    {
+        "key": "address",
+        "label": "联系地址",
+        "label_en": "Address",
+        "type": "address",
+        "max_length": 200,
+        "profile_key": "person.address",
+    },
+)
+_ENTERPRISE_FIELDS: tuple[dict[str, Any], ...] = (
+    {
+        "key": "enterprise_name",
+        "label": "单位名称",
+        "label_en": "Name of the organisation",
+        "type": "text",
+        "required": True,
+        "max_length": 200,
+    },
+    {
+        "key": "credit_code",
+        "label": "统一社会信用代码",
+        "label_en": "Unified social credit code",
+        "type": "credit_code",
+        "required": True,
+    },
+    {
+        "key": "contact_name",
+        "label": "经办人姓名",
+        "label_en": "Name of the person applying",
+        "type": "text",
+        "required": True,
+        "max_length": 50,
+        "profile_key": "person.name",
+    },
+    {
+        "key": "contact_mobile",
+        "label": "经办人手机号码",
+        "label_en": "Mobile number of the person applying",
+        "type": "mobile",
+        "required": True,
+        "profile_key": "person.mobile",
+    },
+)
+
+
+def generated_form(item: ItemOut) -> dict[str, Any]:
+    """A basic application form for an item that has none of its own yet: who applies (a person, or an
+    organisation and the person acting for it, by the item's audiences), what they ask for, and one upload
+    per material the applicant supplies — so every published item can be applied for online until staff
+    write its real form."""
+    content = item.content
+    audiences = {str(getattr(a, "value", a)) for a in content.audiences}
+    person = "natural_person" in audiences
+    fields: list[dict[str, Any]] = [dict(f) for f in _PERSON_FIELDS] if person else []
+    if audiences - {"natural_person"}:
+        if person:  # persons and organisations may apply: the organisation's fields only for organisations
+            fields.append(
+                {
+                    "key": "as_organisation",
+                    "label": "以单位名义申请",
+                    "label_en": "Applying for an organisation",
+                    "type": "boolean",
+                }
+            )
+            fields += [
+                {**f, "show_if": {"==": [{"var": "as_organisation"}, True]}} for f in _ENTERPRISE_FIELDS[:2]
+            ]
+        else:
+            fields += [dict(f) for f in _ENTERPRISE_FIELDS]
+    fields.append(
+        {
+            "key": "request",
+            "label": "申请事项说明",
+            "label_en": "What you are applying for",
+            "type": "textarea",
+            "max_length": 2000,
+            "help": "简要说明申请的内容和理由。",
+            "help_en": "Briefly describe what you apply for and why.",
+        }
+    )
+    used: set[str] = set()
+    for n, m in enumerate(content.materials, start=1):
+        if m.source.value == "exempt" or m.name in used:
+            continue
+        used.add(m.name)
+        fields.append(
+            {
+                "key": f"material_{n}",
+                "label": m.name[:200],
+                "label_en": f"Material {n}: {m.name}"[:200],
+                "type": "file",
+                "required": bool(m.required) and not m.situations,
+                "material": m.name,
+                "accept": ["application/pdf", "image/jpeg", "image/png", "application/ofd"],
+            }
+        )
+    return {"fields": fields}
+
+
+def publish_generated_forms(
+    session: Session, *, actor: str, clock: Clock, codes: Sequence[str] | None = None
+) -> int:
+    """Give every published item without a form of its own a generated, published one (idempotent: items
+    with any form version are left alone). A system task (``tongban intake generate-forms``), audited."""
+    done = 0
+    wanted = set(codes) if codes is not None else None
+    for content in catalog.export_items(session):
+        if wanted is not None and content.code not in wanted:
+            continue
+        if repo.latest_form(session, content.code) is not None:
+            continue
+        item = catalog.get_item(session, ANONYMOUS, content.code)
+        try:
+            definition = _definition(generated_form(item))
+        except InvalidInput:
+            continue  # an item whose materials cannot make a form (reported by the catalogue's checks)
+        now = clock.now()
+        repo.add(
+            session,
+            IntakeForm(
+                item_code=content.code,
+                version=1,
+                definition=definition.model_dump(mode="json", exclude_none=True),
+                state="published",
+                author=actor,
+                created_at=now,
+                published_by=actor,
+                published_at=now,
+            ),
+        )
+        _audit(session, actor, "intake.form.generate", "intake_form", f"{content.code}/1", clock)
+        done += 1
+    return done
 
 
 def list_forms(session: Session, principal: Principal, item_code: str) -> list[FormOut]:
@@ -943,21 +1136,8 @@ def application_form(
     """What an applicant sees before applying: the form without what the platform already holds, the values
     prefilled from their profile with sources, and each material's status."""
     item = catalog.get_item(session, principal, item_code)
-    form, definition = _published(session, item_code)
-    profile, _ = _applicant_data(session, principal, sealer=sealer, clock=clock)
-    statuses = material_status(session, profile, _needs(item), clock=clock)
-    shown = _without_exempt(definition, statuses)
-    prefilled = (
-        prefill(
-            session,
-            profile,
-            {f.key: f.profile_key for f in shown.fields if f.profile_key},
-            sealer=sealer,
-            clock=clock,
-        )
-        if profile is not None
-        else []
-    )
+    form, _ = _published(session, item_code)
+    shown, statuses, prefilled = form_for(session, principal, item_code, sealer=sealer, clock=clock)
     return ApplicationForm(
         item_code=item_code,
         item_name=item.content.name,
@@ -1028,6 +1208,30 @@ def upload_file(
     )
     repo.add(session, row)
     return _upload_out(row)
+
+
+def copy_upload(
+    session: Session, row: UploadRow, *, files: FileStore, sealer: Sealer, clock: Clock
+) -> UploadOut:
+    """A fresh, unattached upload of the same file for the same owner (a bundle's shared file for each
+    item, a library document reused): a new key, sealed anew; swept like any upload if never attached."""
+    key = new_file_key()
+    files.put(key, files.get(row.id))
+    text = sealer.open(row.text_sealed, f"intake_upload:{row.id}") if row.text_sealed else None
+    copy = UploadRow(
+        id=key,
+        owner_account_id=row.owner_account_id,
+        filename=row.filename,
+        content_type=row.content_type,
+        size=row.size,
+        sha256=row.sha256,
+        pages=row.pages,
+        checks=dict(row.checks),
+        text_sealed=sealer.seal(text, f"intake_upload:{key}") if text else None,
+        created_at=clock.now(),
+    )
+    repo.add(session, copy)
+    return _upload_out(copy)
 
 
 def _upload_out(row: UploadRow) -> UploadOut:
@@ -1199,6 +1403,144 @@ def _receipt(session: Session, clock: Clock) -> str:
     return f"{day}{repo.next_receipt(session, day):06d}"
 
 
+def _store(
+    session: Session,
+    principal: Principal,
+    item: ItemOut,
+    form: IntakeForm,
+    profile: Profile | None,
+    statuses: Sequence[MaterialStatus],
+    result: PrecheckResult,
+    rows: Mapping[str, Sequence[UploadRow]],
+    *,
+    sealer: Sealer,
+    clock: Clock,
+    bundle_application_id: int | None = None,
+) -> Application:
+    """Store a pre-checked application: receipt number, sealed values, uploads attached, the process
+    started, the first event recorded and audited."""
+    now = clock.now()
+    if principal.account_id is None:  # _check refused anonymous callers already
+        raise Unauthenticated("sign in to apply")
+    limit = item.content.promised_limit or item.content.statutory_limit
+    application = Application(
+        receipt_no=_receipt(session, clock),
+        item_code=item.code,
+        item_name=item.content.name,
+        department=item.content.department,
+        form_id=form.id,
+        applicant_account_id=principal.account_id,
+        profile_id=profile.id if profile else None,
+        values_sealed="",
+        findings=[_finding_out(f).model_dump() for f in result.findings],
+        materials=[s.model_dump() for s in statuses],
+        status="submitted",
+        limit_value=limit.value if limit else None,
+        limit_unit=limit.unit.value if limit else None,
+        bundle_application_id=bundle_application_id,
+        submitted_at=now,
+        updated_at=now,
+        version=1,
+    )
+    repo.add(session, application)
+    stored = formdef.jsonable(result.values)
+    for key, ups in rows.items():
+        stored[key] = [u.id for u in ups]
+        for u in ups:
+            _attach(session, u, application)
+    application.values_sealed = sealer.seal(
+        json.dumps(stored, ensure_ascii=False), f"intake_application:{application.id}"
+    )
+    _start_process(session, application, clock=clock, sealer=sealer)
+    _event(session, application, principal.username, "submit", None, "", clock)
+    _audit(
+        session,
+        principal,
+        "intake.application.submit",
+        "intake_application",
+        application.receipt_no,
+        clock,
+        {"item_code": item.code, "bundle_application_id": bundle_application_id},
+    )
+    return application
+
+
+def new_receipt(session: Session, clock: Clock) -> str:
+    """The next receipt number (applications and bundle applications share the daily sequence)."""
+    return _receipt(session, clock)
+
+
+def audit_action(
+    session: Session,
+    principal: Principal,
+    action: str,
+    target_type: str,
+    target_id: str,
+    clock: Clock,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """Audit an action of the intake package's other modules (bundles, departments) like the service's own."""
+    _audit(session, principal, action, target_type, target_id, clock, dict(detail) if detail else None)
+
+
+def form_for(
+    session: Session, principal: Principal, item_code: str, *, sealer: Sealer, clock: Clock
+) -> tuple[formdef.FormDefinition, list[MaterialStatus], list[Prefilled]]:
+    """The item's published form as the applicant is asked it (without what the platform supplies), each
+    material's status and the prefilled values — the parts of :func:`application_form`, for bundles."""
+    item = catalog.get_item(session, principal, item_code)
+    _, definition = _published(session, item_code)
+    profile, _ = _applicant_data(session, principal, sealer=sealer, clock=clock)
+    statuses = material_status(session, profile, _needs(item), clock=clock)
+    shown = _without_exempt(definition, statuses)
+    prefilled = (
+        prefill(
+            session,
+            profile,
+            {f.key: f.profile_key for f in shown.fields if f.profile_key},
+            sealer=sealer,
+            clock=clock,
+        )
+        if profile is not None
+        else []
+    )
+    return shown, statuses, prefilled
+
+
+def submit_part(
+    session: Session,
+    principal: Principal,
+    item_code: str,
+    values: Mapping[str, Any],
+    *,
+    bundle_application_id: int,
+    sealer: Sealer,
+    clock: Clock,
+) -> Application:
+    """Store one item's application of a bundle (the bundle pre-checked everything before)."""
+    item, form, profile, statuses, result, rows = _check(
+        session, principal, item_code, values, sealer=sealer, clock=clock
+    )
+    if not result.ok:  # only if something changed between the bundle's check and now
+        raise PrecheckFailed(
+            f"the application for {item.content.name} has problems to fix",
+            findings=[_finding_out(f).model_dump() for f in result.findings],
+        )
+    return _store(
+        session,
+        principal,
+        item,
+        form,
+        profile,
+        statuses,
+        result,
+        rows,
+        sealer=sealer,
+        clock=clock,
+        bundle_application_id=bundle_application_id,
+    )
+
+
 def submit_application(
     session: Session,
     principal: Principal,
@@ -1218,53 +1560,14 @@ def submit_application(
             "the application has problems to fix before it can be submitted",
             findings=[_finding_out(f).model_dump() for f in result.findings],
         )
-    now = clock.now()
-    if principal.account_id is None:  # _check refused anonymous callers already
-        raise Unauthenticated("sign in to apply")
-    limit = item.content.promised_limit or item.content.statutory_limit
-    application = Application(
-        receipt_no=_receipt(session, clock),
-        item_code=item_code,
-        item_name=item.content.name,
-        department=item.content.department,
-        form_id=form.id,
-        applicant_account_id=principal.account_id,
-        profile_id=profile.id if profile else None,
-        values_sealed="",
-        findings=[_finding_out(f).model_dump() for f in result.findings],
-        materials=[s.model_dump() for s in statuses],
-        status="submitted",
-        limit_value=limit.value if limit else None,
-        limit_unit=limit.unit.value if limit else None,
-        submitted_at=now,
-        updated_at=now,
-        version=1,
-    )
-    repo.add(session, application)
-    stored = formdef.jsonable(result.values)
-    for key, ups in rows.items():
-        stored[key] = [u.id for u in ups]
-        for u in ups:
-            _attach(session, u, application)
-    application.values_sealed = sealer.seal(
-        json.dumps(stored, ensure_ascii=False), f"intake_application:{application.id}"
-    )
-    _start_process(session, application, clock=clock)
-    _event(session, application, principal.username, "submit", None, "", clock)
-    _audit(
-        session,
-        principal,
-        "intake.application.submit",
-        "intake_application",
-        application.receipt_no,
-        clock,
-        {"item_code": item_code},
+    application = _store(
+        session, principal, item, form, profile, statuses, result, rows, sealer=sealer, clock=clock
     )
     return _application_out(session, application, sealer=sealer, clock=clock)
 
 
 def _application_out(
-    session: Session, application: Application, *, sealer: Sealer, clock: Clock
+    session: Session, application: Application, *, sealer: Sealer, clock: Clock, officer: bool = False
 ) -> ApplicationOut:
     values = json.loads(sealer.open(application.values_sealed, f"intake_application:{application.id}"))
     return ApplicationOut(
@@ -1296,6 +1599,8 @@ def _application_out(
             )
             for e in repo.events(session, application.id)
         ],
+        # --- departments, notices, documents ---
+        documents=documents.listing(session, application, officer=officer),
     )
 
 
@@ -1334,7 +1639,10 @@ def sweep_uploads(session: Session, files: FileStore, *, clock: Clock, hours: in
         session.delete(row)
         removed += 1
     session.flush()
-    removed += files.sweep(lambda key: repo.upload_exists(session, key), older_than=cutoff)
+    # Files an upload or a result document refers to are kept (documents.file_known: result documents).
+    removed += files.sweep(
+        lambda key: repo.upload_exists(session, key) or documents.file_known(session, key), older_than=cutoff
+    )
     return removed
 
 
@@ -1451,6 +1759,7 @@ def publish_process(
     if current is not None:
         current.state = "retired"
     row.state, row.published_by, row.published_at = "published", principal.username, clock.now()
+    flush_published(session, f"the process of item {item_code!r}")
     _audit(
         session, principal, "intake.process.publish", "intake_item_process", f"{item_code}/{version}", clock
     )
@@ -1492,44 +1801,53 @@ def _step_decisions(application: Application, step: str) -> tuple[str, ...]:
     return found.decisions if found is not None else ()
 
 
-def _status(state: process.State, first_step: str) -> str:
+def _status(state: process.State, first_steps: Sequence[str]) -> str:
     if state.end is not None:
         return _ENDS.get(state.end, "closed")
     roles = {r.role for r in state.ready}
     if "applicant" in roles:
         return "supplement_requested"
-    if any(r.step == first_step for r in state.ready):
+    if any(r.step in first_steps for r in state.ready):
         return "submitted"
     return "in_progress"
 
 
-def _sync(session: Session, application: Application, state: process.State, *, clock: Clock) -> None:
-    """Record the instance's waiting steps as work items and the application's status."""
-    repo.replace_work_items(
-        session,
-        application.id,
-        [
-            WorkItem(
-                task_id=r.task_id,
-                application_id=application.id,
-                step=r.step,
-                name=r.name,
-                role=r.role,
-                ready_at=clock.now(),
-            )
-            for r in state.ready
-        ],
+def _sync(
+    session: Session, application: Application, state: process.State, *, clock: Clock, sealer: Sealer
+) -> None:
+    """Record the instance's waiting steps as work items and the application's status; steps newly
+    ready in a department's lane go to its system."""
+    known = {w.task_id for w in repo.work_items_of(session, application.id)}
+    items = [
+        WorkItem(
+            task_id=r.task_id,
+            application_id=application.id,
+            step=r.step,
+            name=r.name,
+            role=r.role,
+            ready_at=clock.now(),
+        )
+        for r in state.ready
+    ]
+    repo.replace_work_items(session, application.id, items)
+    application.status = _status(state, _definition_of(application).first_steps)
+    # --- departments, notices, documents ---
+    _dispatch_departments(
+        session, application, [w for w in items if w.task_id not in known], sealer=sealer, clock=clock
     )
-    application.status = _status(state, _definition_of(application).steps[0].id)
 
 
-def _start_process(session: Session, application: Application, *, clock: Clock) -> None:
+def _start_process(session: Session, application: Application, *, clock: Clock, sealer: Sealer) -> None:
     own = repo.published_process(session, application.item_code)
     application.item_process_id = own.id if own is not None else None
     definition = _definition_of(application)
     application.process_name = definition.process_id
     application.process_state = process.start(definition)
-    _sync(session, application, process.state(definition, application.process_state), clock=clock)
+    _sync(
+        session, application, process.state(definition, application.process_state), clock=clock, sealer=sealer
+    )
+    # --- departments, notices, documents ---
+    _notify(session, application, application.status, sealer=sealer, clock=clock)  # received
 
 
 def _event(
@@ -1565,6 +1883,8 @@ def _advance(
     action: str,
     note: str,
     clock: Clock,
+    sealer: Sealer,
+    files: FileStore | None,
 ) -> None:
     definition = _definition_of(application)
     before = application.status
@@ -1574,10 +1894,10 @@ def _advance(
         )
     except process.ProcessError as exc:
         raise Conflict(str(exc)) from exc
-    _sync(session, application, state, clock=clock)
+    _sync(session, application, state, clock=clock, sealer=sealer)
     application.updated_at = clock.now()
     application.version += 1
-    if action == "accept:accept" and application.accepted_on is None:
+    if before == "submitted" and application.status == "in_progress" and application.accepted_on is None:
         application.accepted_on = _today(clock)  # the time limit runs from 受理
     if application.status not in _RUNNING:
         for s in repo.suspensions(session, application.id):  # the process ended: no clock to pause
@@ -1588,6 +1908,8 @@ def _advance(
     elif before == "supplement_requested" and application.status != "supplement_requested":
         _close_suspensions(session, application, deadlines.SUPPLEMENT, clock)
     _event(session, application, actor, action, before, note, clock)
+    # --- departments, notices, documents ---
+    _after_change(session, application, before, note=note, sealer=sealer, files=files, clock=clock)
 
 
 def worklist(
@@ -1675,7 +1997,7 @@ def _officer_out(
 ) -> ApplicationOut:
     """An application as an officer may see it: identifiers and sensitive data masked without
     ``intake:sensitive`` — in every officer response, not only the detail view."""
-    out = _application_out(session, application, sealer=sealer, clock=clock)
+    out = _application_out(session, application, sealer=sealer, clock=clock, officer=True)
     if not principal.can(SENSITIVE):
         definition = formdef.FormDefinition.model_validate(
             repo.form_by_id(session, application.form_id).definition
@@ -1705,8 +2027,10 @@ def act(
     note: str,
     clock: Clock,
     sealer: Sealer,
+    files: FileStore | None = None,
 ) -> ApplicationOut:
-    """An officer completes a waiting step with a decision (受理/补正/不予受理, 审查, 准予/不予许可, 送达)."""
+    """An officer completes a waiting step with a decision (受理/补正/不予受理, 审查, 准予/不予许可, 送达).
+    A decision that ends the application issues its result document into ``files``."""
     application = _officer_application(session, principal, receipt_no)
     if principal.account_id is not None and principal.account_id == application.applicant_account_id:
         raise Forbidden("officers do not handle their own applications")
@@ -1733,6 +2057,8 @@ def act(
         action=f"{item.step}:{decision}" if decision else item.step,
         note=note.strip(),
         clock=clock,
+        sealer=sealer,
+        files=files,
     )
     _audit(
         session,
@@ -1771,6 +2097,7 @@ def supplement(
     *,
     sealer: Sealer,
     clock: Clock,
+    files: FileStore | None = None,
 ) -> ApplicationOut:
     """The applicant answers a request for supplementary material (补正): changed values and new uploads
     are merged, pre-checked again, and the process goes back to the step that asked."""
@@ -1832,6 +2159,8 @@ def supplement(
         action="supplement",
         note="",
         clock=clock,
+        sealer=sealer,
+        files=files,
     )
     _audit(session, principal, "intake.application.supplement", "intake_application", receipt_no, clock)
     return _application_out(session, application, sealer=sealer, clock=clock)
@@ -2109,9 +2438,9 @@ def has_published_form(session: Session, item_code: str) -> bool:
     return repo.published_form(session, item_code) is not None
 
 
-def form_input(definition: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+def form_input(definition: formdef.FormDefinition, values: Mapping[str, Any]) -> dict[str, Any]:
     """Stored (normalised) values as form input again: money back from fen to yuan, in tables too."""
-    return _as_input(formdef.FormDefinition.model_validate(definition).fields, values)
+    return _as_input(definition.fields, values)
 
 
 def my_uploads(session: Session, principal: Principal, ids: Sequence[str]) -> list[UploadOut]:
@@ -2171,3 +2500,293 @@ def step_decisions(session: Session, receipt_no: str) -> dict[str, tuple[str, ..
         return {}
     waiting = repo.work_items_of(session, application.id)
     return {w.task_id: _step_decisions(application, w.step) for w in waiting}
+
+
+# --- departments, notices, documents -----------------------------------------------------------------
+# Hooks of the process (called from _sync, _start_process and _advance): steps in a lane ``dept_<code>``
+# go to the department's own system; the applicant is told of each change (portal, email, SMS); a result
+# document is issued when the application ends. Then: departments' signed callbacks, downloads of result
+# documents, and the outbox worker. See docs/intake.md.
+
+#: Permission to register departments' own systems (administrators).
+DEPARTMENTS = departments.MANAGE
+
+
+def _person_profile(session: Session, application: Application) -> Profile | None:
+    if application.profile_id is not None:
+        return repo.profile(session, application.profile_id)
+    found = repo.profiles_of_owner(session, application.applicant_account_id, ProfileKind.PERSON.value)
+    return found[0] if found else None
+
+
+def _contact(session: Session, application: Application, *, sealer: Sealer) -> tuple[str | None, str | None]:
+    """The applicant's email address and mobile number from their profile (either may be missing)."""
+    profile = _person_profile(session, application)
+    if profile is None:
+        return None, None
+    values = current_values(session, profile, sealer=sealer)
+    email, mobile = values.get("person.email"), values.get("person.mobile")
+    return (str(email[0]) if email else None), (str(mobile[0]) if mobile else None)
+
+
+def _notify(session: Session, application: Application, status: str, *, sealer: Sealer, clock: Clock) -> None:
+    email, mobile = _contact(session, application, sealer=sealer)
+    notices.notify(session, application, status, email=email, mobile=mobile, sealer=sealer, clock=clock)
+
+
+def _dispatch_departments(
+    session: Session, application: Application, ready: Sequence[WorkItem], *, sealer: Sealer, clock: Clock
+) -> None:
+    """Queue the newly ready steps of departments with an active system for those systems (outbox)."""
+    targets = departments.systems_for(session, ready)
+    if not targets:
+        return
+    snapshot = {
+        # Unmasked: the department decides on them.
+        "values": json.loads(sealer.open(application.values_sealed, f"intake_application:{application.id}")),
+        "materials": application.materials,
+        "uploads": [_upload_out(u).model_dump(mode="json") for u in repo.uploads_of(session, application.id)],
+    }
+    for item, system in targets:
+        departments.send_task(session, application, item, system, snapshot, sealer=sealer, clock=clock)
+
+
+def _applicant_name(session: Session, application: Application, *, sealer: Sealer) -> str:
+    profile = _person_profile(session, application)
+    if profile is not None:
+        name = current_values(session, profile, sealer=sealer).get("person.name")
+        if name:
+            return str(name[0])
+    account = session.get(Account, application.applicant_account_id)
+    return account.display_name if account is not None else ""
+
+
+def _reasons(session: Session, application: Application, note: str) -> str:
+    """The reasons of the decision: the note of the step that ended the application, else the latest note
+    of a decision before it (the 决定 of a process that ends with 送达)."""
+    if note.strip():
+        return note.strip()
+    for e in reversed(repo.events(session, application.id)):
+        if (
+            e.note.strip()
+            and ":" in e.action
+            and not e.action.endswith(":supplement")
+            and not e.action.startswith(("department:", "suspend:", "resume:"))
+        ):
+            return e.note.strip()
+    return ""
+
+
+def _after_change(
+    session: Session,
+    application: Application,
+    before: str,
+    *,
+    note: str,
+    sealer: Sealer,
+    files: FileStore | None,
+    clock: Clock,
+) -> None:
+    """After a step: the result document when the application ended, and the applicant's notice."""
+    if application.status == before:
+        return
+    if application.status in documents.KINDS:
+        if files is None:
+            raise RuntimeError("the application ended: pass the file store (files=) for its result document")
+        documents.issue(
+            session,
+            application,
+            applicant=_applicant_name(session, application, sealer=sealer),
+            reasons=_reasons(session, application, note),
+            files=files,
+            clock=clock,
+        )
+    _notify(session, application, application.status, sealer=sealer, clock=clock)
+
+
+def department_callback(
+    session: Session,
+    code: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    sealer: Sealer,
+    files: FileStore,
+    clock: Clock,
+) -> tuple[int, dict[str, Any], bool]:
+    """A department system's signed callback: ``task.status`` records an event (and tells the applicant),
+    ``task.completed`` completes the step as an officer's decision would (actor ``dept:<code>``, audited).
+
+    Returns the HTTP status, the answer and whether it is a replay: a callback is deduplicated on its
+    ``webhook-id``, and a repeat gets the first answer and changes nothing. A bad or stale signature, an
+    unknown step or a step of another lane is refused and nothing is stored."""
+    system = departments.system_for_callback(session, code)
+    message_id = departments.verify(departments.secret_of(system, sealer), body, headers, now=clock.now())
+    actor, path = f"dept:{code}", departments.callback_path(code)
+    stored = idempotency.lookup(session, key=message_id, actor=actor, method="POST", path=path, body=body)
+    if stored is not None:
+        return stored.status, json.loads(stored.body), True
+    callback = departments.parse_callback(body)
+    item = repo.work_item(session, callback.task_id)
+    if item is None:
+        raise NotFound(f"no step {callback.task_id!r} is waiting (it may have been completed already)")
+    if item.role != departments.lane(code):
+        raise Forbidden(
+            f"the step {callback.task_id!r} is not in this department's lane {departments.lane(code)!r}"
+        )
+    application = session.get(Application, item.application_id, with_for_update=True)
+    if application is None or application.status not in _RUNNING:
+        raise Conflict("the application is not running any more")
+    if repo.work_item(session, callback.task_id) is None:  # completed while we waited for the lock
+        raise NotFound(f"no step {callback.task_id!r} is waiting (it may have been completed already)")
+    if isinstance(callback, departments.TaskStatus):
+        said = [e.action for e in repo.events(session, application.id) if e.action.startswith("department:")]
+        _event(
+            session,
+            application,
+            actor,
+            f"department:{callback.status}",
+            application.status,
+            callback.note,
+            clock,
+        )
+        _audit(
+            session,
+            actor,
+            "intake.application.department_status",
+            "intake_application",
+            application.receipt_no,
+            clock,
+            {"step": item.step, "task_id": item.task_id, "status": callback.status, "message_id": message_id},
+        )
+        if f"department:{callback.status}" not in said:  # the applicant hears of each stage once
+            _notify(
+                session, application, notices.DEPARTMENT_PREFIX + callback.status, sealer=sealer, clock=clock
+            )
+    else:
+        allowed = _step_decisions(application, item.step)
+        if callback.decision not in allowed:
+            raise InvalidInput(f"decision: one of {', '.join(allowed)} for the step {item.name}")
+        if callback.decision in NEEDS_REASON and len(callback.note.strip()) < 4:
+            raise InvalidInput("note: say what is missing or why, for the applicant (at least 4 characters)")
+        _advance(
+            session,
+            application,
+            item.task_id,
+            {"decision": callback.decision},
+            actor=actor,
+            action=f"{item.step}:{callback.decision}",
+            note=callback.note.strip(),
+            clock=clock,
+            sealer=sealer,
+            files=files,
+        )
+        _audit(
+            session,
+            actor,
+            "intake.application.step",
+            "intake_application",
+            application.receipt_no,
+            clock,
+            {
+                "step": item.step,
+                "decision": callback.decision,
+                "status": application.status,
+                "message_id": message_id,
+            },
+        )
+    answer: dict[str, Any] = {
+        "receipt_no": application.receipt_no,
+        "task_id": item.task_id,
+        "type": callback.type,
+        "status": application.status,
+    }
+    idempotency.remember(
+        session,
+        key=message_id,
+        actor=actor,
+        method="POST",
+        path=path,
+        body=body,
+        status=200,
+        response_body=json.dumps(answer),
+        clock=clock,
+    )
+    return 200, answer, False
+
+
+def my_document(
+    session: Session, principal: Principal, receipt_no: str, document_id: int, *, files: FileStore
+) -> tuple[str, bytes]:
+    """A result document of one of the caller's applications: (file name, PDF bytes)."""
+    application = repo.application_by_receipt(session, receipt_no)
+    if application is None or application.applicant_account_id != principal.account_id:
+        raise NotFound(f"no application {receipt_no!r}")
+    row = documents.find(session, application, document_id)
+    if row is None:
+        raise NotFound(f"no document {document_id} of application {receipt_no}")
+    return documents.filename(application, row), files.get(row.file_key)
+
+
+def officer_document(
+    session: Session,
+    principal: Principal,
+    receipt_no: str,
+    document_id: int,
+    *,
+    files: FileStore,
+    clock: Clock,
+) -> tuple[str, bytes]:
+    """A result document for an officer (audited)."""
+    application = _officer_application(session, principal, receipt_no)
+    row = documents.find(session, application, document_id)
+    if row is None:
+        raise NotFound(f"no document {document_id} of application {receipt_no}")
+    _audit(
+        session,
+        principal,
+        "intake.document.download",
+        "intake_application",
+        receipt_no,
+        clock,
+        {"document_id": row.id, "kind": row.kind},
+    )
+    return documents.filename(application, row), files.get(row.file_key)
+
+
+def outbox_transports(settings: Settings, sealer: Sealer) -> dict[str, outbox.Transport]:
+    """The configured transport of each outbox channel (close them with :func:`close_transports`)."""
+    return {
+        outbox.DEPARTMENT: departments.DepartmentTransport(
+            sealer=sealer, public_url=settings.resolved_public_url(), timeout_s=settings.notify_timeout_s
+        ),
+        outbox.EMAIL: notices.EmailTransport(notify.email_sender(settings)),
+        outbox.SMS: notices.SmsTransport(notify.sms_sender(settings)),
+    }
+
+
+def close_transports(transports: Mapping[str, object]) -> None:
+    for transport in transports.values():
+        close = getattr(transport, "close", None)
+        if callable(close):
+            close()
+
+
+def deliver_outbox(
+    sessions: sessionmaker[Session],
+    transports: Mapping[str, outbox.Transport],
+    *,
+    settings: Settings,
+    sealer: Sealer,
+    clock: Clock,
+    limit: int = 100,
+) -> outbox.DeliveryReport:
+    """One delivery pass over the due outbox messages (one transaction each; see :mod:`.outbox`)."""
+    return outbox.deliver_due(
+        sessions,
+        transports,
+        sealer=sealer,
+        clock=clock,
+        limit=limit,
+        max_attempts=settings.outbox_max_attempts,
+    )

@@ -29,6 +29,9 @@ from tongban.core.http import Runtime, language, render_page
 from tongban.core.http import problem_response as problem
 from tongban.core.logging import configure_logging
 from tongban.intake import api as intake_api
+from tongban.intake import bundle_pages as intake_bundle_pages
+from tongban.intake import pages as intake_pages
+from tongban.intake import staff_pages as intake_staff_pages
 from tongban.knowledge import api as knowledge_api
 from tongban.knowledge import pages as knowledge_pages
 from tongban.web import api as web_api
@@ -124,7 +127,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         knowledge_api.start_warmup(_app)
+        outbox_loop = intake_api.start_outbox_loop(_app)  # departments' webhooks, notices (off: interval 0)
         yield
+        if outbox_loop is not None:
+            outbox_loop.stop()
         engine.dispose()
 
     app = FastAPI(
@@ -151,6 +157,9 @@ def create_app(
         catalog_pages.router,
         knowledge_pages.router,
         consult_pages.router,
+        intake_pages.router,
+        intake_staff_pages.router,
+        intake_bundle_pages.router,
     ):
         app.include_router(router)
     app.add_middleware(

@@ -30,7 +30,13 @@ CSP = (
 
 
 #: Paths that receive files: their bodies may be up to ``max_upload_bytes``.
-UPLOAD_PATHS = ("/api/v1/intake/uploads",)
+UPLOAD_PATHS = (
+    "/api/v1/intake/uploads",
+    # the intake pages' forms carry their files (apply, supplement)
+    "/intake/items/",
+    "/intake/bundles/",
+    "/me/applications/",
+)
 
 
 class EdgeMiddleware:

@@ -19,19 +19,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from standardwebhooks.webhooks import Webhook
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes._server import ServerThread
 from tongban.core.clock import Clock
 
 TOLERANCE_S = 300
@@ -80,10 +79,8 @@ class FakeDepartment:
         self._state = _State()
         self._lock = threading.Lock()
         self.url = ""
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
         self.app = Starlette(routes=[Route("/webhooks", self._receive, methods=["POST"])])
+        self._serving = ServerThread(self.app)
 
     @property
     def requests(self) -> list[Received]:
@@ -102,26 +99,11 @@ class FakeDepartment:
         return list(self._state.duplicates)
 
     def __enter__(self) -> FakeDepartment:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        self._sock = sock
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/webhooks"
-        self._server = uvicorn.Server(
-            uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
-        )
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
+        self.url = f"{self._serving.start()}/webhooks"
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._sock is not None:
-            self._sock.close()
+        self._serving.stop()
 
     def _verify(self, headers: dict[str, str], body: bytes) -> str:
         """The problem with a request's signature, or "" when it is good."""

@@ -11,15 +11,14 @@ otherwise the message is recorded in ``messages`` (with its ``Idempotency-Key``)
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes._server import ServerThread
 
 
 class FakeSmsGateway:
@@ -31,32 +30,15 @@ class FakeSmsGateway:
         #: Bodies of requests refused (wrong key or ``fail_with``).
         self.refused: list[dict[str, Any]] = []
         self.url = ""
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
         self.app = Starlette(routes=[Route("/messages", self._receive, methods=["POST"])])
+        self._serving = ServerThread(self.app)
 
     def __enter__(self) -> FakeSmsGateway:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        self._sock = sock
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/messages"
-        self._server = uvicorn.Server(
-            uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
-        )
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
+        self.url = f"{self._serving.start()}/messages"
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._sock is not None:
-            self._sock.close()
+        self._serving.stop()
 
     async def _receive(self, request: Request) -> Response:
         body = json.loads(await request.body())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import httpx
@@ -99,6 +100,11 @@ DEFINITION: dict[str, Any] = {
         },
     ]
 }
+
+
+def field(key: str) -> dict[str, Any]:
+    """A copy of the field ``key`` of :data:`DEFINITION`, for other test forms that have it too."""
+    return copy.deepcopy(next(f for f in DEFINITION["fields"] if f["key"] == key))
 
 
 def known_citizen(client: httpx.Client, h: dict[str, dict[str, str]], *, exempt: bool = True) -> None:

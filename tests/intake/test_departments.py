@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,17 +71,34 @@ def _register(
     return body
 
 
-def _deliver(
-    app: FastAPI, sessions: sessionmaker[Session], clock: FixedClock, base_url: str, tmp_path: Path, **kw: Any
-) -> outbox.DeliveryReport:
-    """One delivery pass with the real transports (files for email and SMS)."""
-    settings = Settings(data_dir=tmp_path, public_url=base_url, **kw)
-    sealer = app.state.runtime.sealer
-    transports = service.outbox_transports(settings, sealer)
-    try:
-        return service.deliver_outbox(sessions, transports, settings=settings, sealer=sealer, clock=clock)
-    finally:
-        service.close_transports(transports)
+Deliver = Callable[..., outbox.DeliveryReport]
+
+
+@pytest.fixture
+def deliver(
+    app: FastAPI, sessions: sessionmaker[Session], clock: FixedClock, base_url: str, tmp_path: Path
+) -> Deliver:
+    """One delivery pass with the real transports (files for email and SMS); keywords go to Settings."""
+
+    def run(**kw: Any) -> outbox.DeliveryReport:
+        settings = Settings(data_dir=tmp_path, public_url=base_url, **kw)
+        sealer = app.state.runtime.sealer
+        transports = service.outbox_transports(settings, sealer)
+        try:
+            return service.deliver_outbox(sessions, transports, settings=settings, sealer=sealer, clock=clock)
+        finally:
+            service.close_transports(transports)
+
+    return run
+
+
+@pytest.fixture
+def market(
+    client: httpx.Client, h: dict[str, dict[str, str]], fakes: dict[str, FakeDepartment]
+) -> FakeDepartment:
+    """The market regulator's system, registered (the fake knows its secret)."""
+    _register(client, h, "market", fakes["market"], "市场监督管理局")
+    return fakes["market"]
 
 
 def _department_messages(session: Session) -> list[OutboxMessage]:
@@ -147,15 +164,12 @@ def test_an_administrator_registers_a_system_and_gets_its_secret_once(
 
 
 def test_two_departments_systems_decide_in_parallel_through_webhooks_and_callbacks(
-    app: FastAPI,
     client: httpx.Client,
     base_url: str,
     h: dict[str, dict[str, str]],
     session: Session,
-    sessions: sessionmaker[Session],
-    clock: FixedClock,
     fakes: dict[str, FakeDepartment],
-    tmp_path: Path,
+    deliver: Deliver,
 ) -> None:
     market, tax = fakes["market"], fakes["tax"]
     _register(client, h, "market", market, "市场监督管理局")
@@ -174,7 +188,7 @@ def test_two_departments_systems_decide_in_parallel_through_webhooks_and_callbac
     ]
     assert ID not in queued[0].payload_sealed  # the payload is sealed at rest
 
-    report = _deliver(app, sessions, clock, base_url, tmp_path)
+    report = deliver()
     assert report.dead == 0
     assert report.retrying == 0
     assert len(market.accepted) == len(tax.accepted) == 1
@@ -352,65 +366,55 @@ def test_callbacks_that_are_unsigned_stale_or_misdirected_are_refused_and_store_
 
 
 def test_a_department_that_is_down_gets_the_webhook_once_it_recovers(
-    app: FastAPI,
     client: httpx.Client,
-    base_url: str,
     h: dict[str, dict[str, str]],
     session: Session,
-    sessions: sessionmaker[Session],
     clock: FixedClock,
-    fakes: dict[str, FakeDepartment],
-    tmp_path: Path,
+    market: FakeDepartment,
+    deliver: Deliver,
 ) -> None:
-    market = fakes["market"]
-    _register(client, h, "market", market, "市场监督管理局")
     market.fail_with, market.fail_times = 500, 2
     step(client, h["officer.wang"], submit(client, h), "accept")
     (message,) = _department_messages(session)
 
-    first = _deliver(app, sessions, clock, base_url, tmp_path)
+    first = deliver()
     assert (first.retrying, first.dead) == (1, 0)  # the department's webhook; the notice's SMS went out
     row = _department_messages(session)[0]
     assert (row.state, row.attempts) == ("pending", 1)
     assert row.last_error == "the department system answered HTTP 500"
     assert row.next_attempt_at == clock.now() + dt.timedelta(seconds=30)
-    assert _deliver(app, sessions, clock, base_url, tmp_path).attempted == 0  # not due yet
+    assert deliver().attempted == 0  # not due yet
 
     clock.advance(dt.timedelta(seconds=30))
-    _deliver(app, sessions, clock, base_url, tmp_path)
+    deliver()
     row = _department_messages(session)[0]
     assert (row.state, row.attempts) == ("pending", 2)
     assert row.next_attempt_at == clock.now() + dt.timedelta(seconds=60)
 
     clock.advance(dt.timedelta(seconds=60))
-    _deliver(app, sessions, clock, base_url, tmp_path)
+    deliver()
     row = _department_messages(session)[0]
     assert (row.state, row.attempts, row.sent_at) == ("sent", 3, clock.now())
     assert [r.status for r in market.requests] == [500, 500, 200]
     assert {r.id for r in market.requests} == {message.id}  # the same message id every time
     assert market.accepted_ids == [message.id]
     clock.advance(dt.timedelta(hours=2))
-    _deliver(app, sessions, clock, base_url, tmp_path)
+    deliver()
     assert len(market.requests) == 3  # never sent again
 
 
 def test_after_the_last_attempt_the_message_is_dead_and_officers_of_the_lane_take_the_step(
-    app: FastAPI,
     client: httpx.Client,
-    base_url: str,
     h: dict[str, dict[str, str]],
     session: Session,
-    sessions: sessionmaker[Session],
     clock: FixedClock,
-    fakes: dict[str, FakeDepartment],
-    tmp_path: Path,
+    market: FakeDepartment,
+    deliver: Deliver,
 ) -> None:
-    market = fakes["market"]
-    _register(client, h, "market", market, "市场监督管理局")
     market.fail_with = 503
     app_out = step(client, h["officer.wang"], submit(client, h), "accept").json()
     for _ in range(3):
-        _deliver(app, sessions, clock, base_url, tmp_path, outbox_max_attempts=3)
+        deliver(outbox_max_attempts=3)
         clock.advance(dt.timedelta(hours=1))
     (row,) = _department_messages(session)
     assert (row.state, row.attempts) == ("dead", 3)
@@ -443,17 +447,13 @@ def test_without_an_active_system_the_step_stays_with_officers_of_the_lane(
 
 
 def test_a_rotated_secret_replaces_the_old_one_for_webhooks_and_callbacks(
-    app: FastAPI,
     client: httpx.Client,
     base_url: str,
     h: dict[str, dict[str, str]],
-    sessions: sessionmaker[Session],
-    clock: FixedClock,
-    fakes: dict[str, FakeDepartment],
-    tmp_path: Path,
+    market: FakeDepartment,
+    deliver: Deliver,
 ) -> None:
-    market = fakes["market"]
-    old = _register(client, h, "market", market, "市场监督管理局")["secret"]
+    old = market.secret
     rotated = client.put(
         "/api/v1/intake/departments/market?rotate=true",
         headers=h["admin.gao"],
@@ -461,7 +461,7 @@ def test_a_rotated_secret_replaces_the_old_one_for_webhooks_and_callbacks(
     ).json()["secret"]
     market.secret = rotated
     app_out = step(client, h["officer.wang"], submit(client, h), "accept").json()
-    _deliver(app, sessions, clock, base_url, tmp_path)
+    deliver()
     assert len(market.accepted) == 1  # signed with the new secret
     task = market.accepted[0]["data"]["task_id"]
     stale = market.callback(

@@ -20,7 +20,7 @@ from stdnum.cn import ric
 
 from tests.conftest import csrf, make_account, staff_login
 from tests.factories import item
-from tests.intake.helpers import CODE, ID, known_citizen, step, submit
+from tests.intake.helpers import CODE, ID, field, known_citizen, step, submit
 from tests.intake.pdfs import PNG, pdf
 from tongban.catalog import service as catalog
 from tongban.core.clock import FixedClock
@@ -32,30 +32,9 @@ SPOUSE_ID = "11010519920815242" + ric.calc_check_digit("11010519920815242" + "0"
 WRONG_SPOUSE_ID = SPOUSE_ID[:-1] + ("1" if SPOUSE_ID[-1] == "0" else "0")
 ALL_TYPES: dict[str, Any] = {
     "fields": [
-        {
-            "key": "name",
-            "label": "姓名",
-            "label_en": "Name",
-            "type": "text",
-            "required": True,
-            "profile_key": "person.name",
-        },
-        {
-            "key": "id_number",
-            "label": "公民身份号码",
-            "label_en": "ID number",
-            "type": "id_number",
-            "required": True,
-            "profile_key": "person.id_number",
-        },
-        {
-            "key": "mobile",
-            "label": "手机号码",
-            "label_en": "Mobile",
-            "type": "mobile",
-            "required": True,
-            "profile_key": "person.mobile",
-        },
+        field("name"),
+        field("id_number"),
+        field("mobile"),
         {"key": "email", "label": "电子邮箱", "label_en": "Email", "type": "email"},
         {
             "key": "credit_code",
@@ -74,31 +53,10 @@ ALL_TYPES: dict[str, Any] = {
             "help_en": "Say briefly why",
         },
         {"key": "start", "label": "起租日期", "label_en": "Lease start", "type": "date", "min": "2020-01-01"},
-        {
-            "key": "monthly_rent",
-            "label": "月租金",
-            "label_en": "Monthly rent",
-            "type": "money",
-            "required": True,
-            "min": 1,
-        },
-        {
-            "key": "months",
-            "label": "租期（月）",
-            "label_en": "Months",
-            "type": "integer",
-            "required": True,
-            "min": 1,
-            "max": 120,
-        },
+        field("monthly_rent"),
+        field("months"),
         {"key": "area", "label": "面积（平方米）", "label_en": "Area (m²)", "type": "decimal"},
-        {
-            "key": "total_rent",
-            "label": "租金总额",
-            "label_en": "Total rent",
-            "type": "money",
-            "computed": {"*": [{"var": "monthly_rent"}, {"var": "months"}]},
-        },
+        field("total_rent"),
         {
             "key": "housing",
             "label": "住房类型",
@@ -140,16 +98,7 @@ ALL_TYPES: dict[str, Any] = {
                 {"key": "id_number", "label": "身份号码", "label_en": "ID number", "type": "id_number"},
             ],
         },
-        {
-            "key": "lease",
-            "label": "房屋租赁合同",
-            "label_en": "Lease",
-            "type": "file",
-            "required": True,
-            "material": "房屋租赁合同",
-            "accept": ["application/pdf"],
-            "max_bytes": 5_000_000,
-        },
+        field("lease"),
     ]
 }
 

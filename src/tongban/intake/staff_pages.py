@@ -129,6 +129,17 @@ def _loads(text: str) -> Any:
         raise ValueError("nested too deeply") from exc
 
 
+def _pasted(form: FormData) -> tuple[str, dict[str, Any] | None, str | None]:
+    """The definition pasted as JSON: its text, the object (None: not an object) and why it could not
+    be read (None: it could)."""
+    text = _text(form, "definition_json")
+    try:
+        loaded = _loads(text)
+    except ValueError as exc:
+        return text, None, str(exc)
+    return text, loaded if isinstance(loaded, dict) else None, None
+
+
 def _notice(ok: str | None) -> str | None:
     return ok if ok in NOTICES else None
 
@@ -765,18 +776,10 @@ def edit_form(
         elif verb == "remove_rule" and index < len(rules):
             del rules[index]
     elif action in ("load_json", "save_json"):
-        text = _text(form, "definition_json")
-        try:
-            loaded = _loads(text)
-        except ValueError as exc:
-            loaded = exc
-        if not isinstance(loaded, dict):
-            problems = Problems()
-            problems.add(
-                "definition-json",
-                lang.gettext("The JSON is not a form definition (an object with “fields”).")
-                + (f" ({loaded})" if isinstance(loaded, ValueError) else ""),
-            )
+        text, loaded, error = _pasted(form)
+        if loaded is None:
+            why = lang.gettext("The JSON is not a form definition (an object with “fields”).")
+            problems = Problems([Problem("definition-json", why if error is None else f"{why} ({error})")])
             return _editor(
                 request,
                 lang,
@@ -820,30 +823,22 @@ def _save_form(
             raise _EditorRefusal(problems)
         saved = service.save_form(session, principal, item.code, definition, clock=clock)
     except _EditorRefusal as refusal:
-        return _editor(
-            request,
-            lang,
-            item,
-            draft,
-            based_on=based_on,
-            problems=refusal.problems,
-            definition_json=definition_json,
-            status=422,
-        )
+        problems, status = refusal.problems, 422
     except InvalidInput as exc:
-        problems = form_problems(_problem_text(exc), draft, lang)
-        return _editor(
-            request,
-            lang,
-            item,
-            draft,
-            based_on=based_on,
-            problems=problems,
-            definition_json=definition_json,
-            status=exc.status,
+        problems, status = form_problems(_problem_text(exc), draft, lang), exc.status
+    else:
+        return RedirectResponse(
+            f"/staff/intake/items/{item.code}/forms/{saved.version}?ok=form_saved", status_code=303
         )
-    return RedirectResponse(
-        f"/staff/intake/items/{item.code}/forms/{saved.version}?ok=form_saved", status_code=303
+    return _editor(
+        request,
+        lang,
+        item,
+        draft,
+        based_on=based_on,
+        problems=problems,
+        definition_json=definition_json,
+        status=status,
     )
 
 
@@ -1446,14 +1441,10 @@ def edit_bundle(
         if index < len(rows):
             del rows[index]
     elif action in ("load_json", "save_json"):
-        definition_json = _text(form, "definition_json")
-        try:
-            loaded = _loads(definition_json)
-        except ValueError:
-            loaded = None
-        if not isinstance(loaded, dict):
-            problems = Problems()
-            problems.add("definition-json", lang.gettext("The JSON is not a bundle definition (an object)."))
+        definition_json, loaded, _ = _pasted(form)
+        if loaded is None:
+            why = lang.gettext("The JSON is not a bundle definition (an object).")
+            problems = Problems([Problem("definition-json", why)])
             return _bundle_editor(
                 request,
                 session,

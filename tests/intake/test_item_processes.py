@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import bearer, make_account
 from tests.intake.helpers import CODE, step, submit
+from tongban.core.auth import Principal
 from tongban.core.clock import FixedClock
 from tongban.core.errors import Conflict
 from tongban.intake import process, service
@@ -251,7 +252,13 @@ def test_one_published_version_per_item_even_for_publishers_acting_at_once(
             session.flush()
         session.rollback()
     with session.begin_nested():
-        session.add(twin(98))
+        draft = twin(98)
+        draft.state = "draft"
+        session.add(draft)
+        session.flush()
+        # Publishing it without retiring the published version (as a second publisher racing the first
+        # would): the index refuses it and the publisher gets a 409.
+        publisher = Principal(account_id=1, username="publisher.qian", display_name="Qian")
         with pytest.raises(Conflict, match="at the same moment"):
-            service.flush_published(session, "the form")
+            service.publish_version(session, publisher, draft, [], what="the form", clock=clock)
         session.rollback()

@@ -296,21 +296,18 @@ def publish_bundle(
     row = next((b for b in _versions(session, code) if b.version == version), None)
     if row is None:
         raise NotFound(f"no bundle version {version} of {code!r}")
-    if row.state != "draft":
-        raise Conflict(f"bundle version {version} is {row.state}, not a draft")
-    principal.require_other_than(row.author)
-    missing = [
-        p.item_code
-        for p in _parsed(row.definition).items
-        if not service.has_published_form(session, p.item_code)
-    ]
-    if missing:
-        raise Conflict(f"these items have no published application form yet: {', '.join(missing)}")
-    for other in _versions(session, code):
-        if other.state == "published":
-            other.state = "retired"
-    row.state, row.published_by, row.published_at = "published", principal.username, clock.now()
-    service.flush_published(session, f"the bundle {code!r}")
+    if row.state == "draft":  # then the service checks the state again and retires the published one
+        principal.require_other_than(row.author)
+        missing = [
+            p.item_code
+            for p in _parsed(row.definition).items
+            if not service.has_published_form(session, p.item_code)
+        ]
+        if missing:
+            raise Conflict(f"these items have no published application form yet: {', '.join(missing)}")
+    service.publish_version(
+        session, principal, row, _versions(session, code), what=f"bundle version {version}", clock=clock
+    )
     service.audit_action(
         session, principal, "intake.bundle.publish", "intake_bundle", f"{code}/{version}", clock
     )

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -878,9 +878,34 @@ def save_form(
     return _form_out(form)
 
 
-def flush_published(session: Session, what: str) -> None:
-    """Write a publication now: another publisher who got there first makes it a 409, not a 500 (one
-    published version per item is a unique index)."""
+class Versioned(Protocol):
+    """A versioned definition (a form, a process, a bundle): drafts are published by a second person."""
+
+    state: str
+    author: str
+    published_by: str | None
+    published_at: dt.datetime | None
+
+
+def publish_version(
+    session: Session,
+    principal: Principal,
+    row: Versioned,
+    others: Iterable[Versioned],
+    *,
+    what: str,
+    clock: Clock,
+) -> None:
+    """Publish the draft ``row`` (four eyes: not by its author) and retire the published one among
+    ``others``. Another publisher who got there first makes it a 409, not a 500 (one published version
+    per item is a unique index)."""
+    if row.state != "draft":
+        raise Conflict(f"{what} is {row.state}, not a draft")
+    principal.require_other_than(row.author)
+    for other in others:
+        if other is not row and other.state == "published":
+            other.state = "retired"
+    row.state, row.published_by, row.published_at = "published", principal.username, clock.now()
     try:
         session.flush()
     except IntegrityError as exc:
@@ -897,14 +922,9 @@ def publish_form(
     form = repo.form(session, item_code, version)
     if form is None:
         raise NotFound(f"no form version {version} for item {item_code!r}")
-    if form.state != "draft":
-        raise Conflict(f"form version {version} is {form.state}, not a draft")
-    principal.require_other_than(form.author)
-    current = repo.published_form(session, item_code)
-    if current is not None:
-        current.state = "retired"
-    form.state, form.published_by, form.published_at = "published", principal.username, clock.now()
-    flush_published(session, f"the form of item {item_code!r}")
+    publish_version(
+        session, principal, form, repo.forms(session, item_code), what=f"form version {version}", clock=clock
+    )
     _audit(session, principal, "intake.form.publish", "intake_form", f"{item_code}/{version}", clock)
     return _form_out(form)
 
@@ -1752,14 +1772,14 @@ def publish_process(
     row = repo.item_process(session, item_code, version)
     if row is None:
         raise NotFound(f"no process version {version} for item {item_code!r}")
-    if row.state != "draft":
-        raise Conflict(f"process version {version} is {row.state}, not a draft")
-    principal.require_other_than(row.author)
-    current = repo.published_process(session, item_code)
-    if current is not None:
-        current.state = "retired"
-    row.state, row.published_by, row.published_at = "published", principal.username, clock.now()
-    flush_published(session, f"the process of item {item_code!r}")
+    publish_version(
+        session,
+        principal,
+        row,
+        repo.processes(session, item_code),
+        what=f"process version {version}",
+        clock=clock,
+    )
     _audit(
         session, principal, "intake.process.publish", "intake_item_process", f"{item_code}/{version}", clock
     )

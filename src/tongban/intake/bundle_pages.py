@@ -12,7 +12,6 @@ plain POST, followed by a redirect or the page again with the findings.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -23,16 +22,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tongban.catalog import pages as catalog_pages
 from tongban.catalog import service as catalog
-from tongban.core import auth, idempotency
-from tongban.core.clock import Clock
-from tongban.core.crypto import Sealer
+from tongban.core import auth
 from tongban.core.errors import Conflict, InvalidInput, NotFound
-from tongban.core.files import FileStore
 from tongban.core.http import (
     ClockDep,
     DbSession,
@@ -45,7 +40,6 @@ from tongban.core.http import (
 )
 from tongban.core.i18n import Language
 from tongban.core.messages import N_
-from tongban.core.models import IdempotencyRecord
 from tongban.intake import bundles, formdef, pages, service
 from tongban.intake.schemas import BundleCheckWrite, FindingOut
 
@@ -470,50 +464,6 @@ def bundle_apply_form(
     return _apply_page(request, lang, session, principal, definition, form, page, entry, idem=idem)
 
 
-def _submit(
-    session: Session,
-    principal: auth.Principal,
-    code: str,
-    answers: Mapping[str, Any],
-    values: Mapping[str, Any],
-    *,
-    key: str,
-    path: str,
-    sealer: Sealer,
-    files: FileStore,
-    clock: Clock,
-) -> str:
-    """Submit once per form key (``core.idempotency``), as :func:`tongban.intake.pages._submit` does: the key
-    is claimed before the bundle is stored, so a second request with it gets the first one's receipt."""
-    try:
-        with session.begin_nested():
-            idempotency.remember(
-                session,
-                key=key,
-                actor=principal.username,
-                method="POST",
-                path=path,
-                body=code.encode(),
-                status=303,
-                response_body="",
-                clock=clock,
-            )
-            out = bundles.submit_bundle(
-                session, principal, code, answers, values, sealer=sealer, files=files, clock=clock
-            )
-            claim = session.get(IdempotencyRecord, (key, principal.username))
-            if claim is not None:
-                claim.body = json.dumps({"receipt_no": out.receipt_no})
-    except IntegrityError:
-        earlier = pages.receipt_of(session, principal, key, path, code)
-        if earlier is None:
-            raise Conflict(
-                "this form is being submitted already; reload the page to see the result"
-            ) from None
-        return earlier
-    return out.receipt_no
-
-
 @router.post("/intake/bundles/{code}/apply", dependencies=[Depends(csrf_form)])
 def bundle_apply(
     request: Request,
@@ -548,17 +498,18 @@ def bundle_apply(
     elif action == "submit" and not findings:
         try:
             values = page.values(entry, answers)
-            receipt = _submit(
+            receipt = pages.submit_once(
                 session,
                 principal,
                 code,
-                answers,
-                values,
                 key=idem,
                 path=path,
-                sealer=sealer,
-                files=files,
                 clock=clock,
+                submit=lambda: (
+                    bundles.submit_bundle(
+                        session, principal, code, answers, values, sealer=sealer, files=files, clock=clock
+                    ).receipt_no
+                ),
             )
         except service.PrecheckFailed as exc:
             found = [bundles.BundleFinding.model_validate(x) for x in exc.extra.get("findings", [])]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any
@@ -485,20 +485,19 @@ def _receipt_of(session: Session, principal: auth.Principal, key: str, path: str
     return str(json.loads(stored.body)["receipt_no"])
 
 
-def _submit(
+def submit_once(
     session: Session,
     principal: auth.Principal,
     code: str,
-    entry: Entry,
     *,
     key: str,
     path: str,
-    sealer: Sealer,
     clock: Clock,
+    submit: Callable[[], str],
 ) -> str:
-    """Submit once per form key (``core.idempotency``): the key is claimed before the application is made,
-    so a second request with it waits for the first and then gets the first one's receipt."""
-    values = entry.write().values
+    """Run ``submit`` (which stores and returns a receipt number) once per form key (``core.idempotency``):
+    the key is claimed before anything is stored, so a second request with it waits for the first and then
+    gets the first one's receipt. Used by the item and the bundle pages."""
     try:
         with session.begin_nested():
             idempotency.remember(
@@ -512,10 +511,10 @@ def _submit(
                 response_body="",
                 clock=clock,
             )
-            out = service.submit_application(session, principal, code, values, sealer=sealer, clock=clock)
+            receipt = submit()
             claim = session.get(IdempotencyRecord, (key, principal.username))
             if claim is not None:
-                claim.body = json.dumps({"receipt_no": out.receipt_no})
+                claim.body = json.dumps({"receipt_no": receipt})
     except IntegrityError:
         earlier = _receipt_of(session, principal, key, path, code)
         if earlier is None:
@@ -523,7 +522,7 @@ def _submit(
                 "this form is being submitted already; reload the page to see the result"
             ) from None
         return earlier
-    return out.receipt_no
+    return receipt
 
 
 @router.post("/intake/items/{code}/apply", dependencies=[Depends(csrf_form)])
@@ -557,8 +556,19 @@ def apply(
         focus = _add_row(definition, entry, action.removeprefix("add_row:"))
     elif action == "submit" and not findings:
         try:
-            receipt = _submit(
-                session, principal, code, entry, key=idem, path=path, sealer=sealer, clock=clock
+            values = entry.write().values
+            receipt = submit_once(
+                session,
+                principal,
+                code,
+                key=idem,
+                path=path,
+                clock=clock,
+                submit=lambda: (
+                    service.submit_application(
+                        session, principal, code, values, sealer=sealer, clock=clock
+                    ).receipt_no
+                ),
             )
         except service.PrecheckFailed as exc:
             findings = [FindingOut.model_validate(x) for x in exc.extra.get("findings", [])]

@@ -85,6 +85,14 @@ def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
     s.close()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_quality_cache() -> None:
+    """Each test's data is rolled back afterwards: figures cached by an earlier test must not leak."""
+    from tongban.rating import service as rating_service
+
+    rating_service.clear_cache()
+
+
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(T0)

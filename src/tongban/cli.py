@@ -43,6 +43,8 @@ from tongban.knowledge import ingest as knowledge_ingest
 from tongban.knowledge import service as knowledge_service
 from tongban.knowledge.embedding import get_embedder
 from tongban.knowledge.schemas import Kind
+from tongban.rating import service as rating_service
+from tongban.rating import synthetic as rating_synthetic
 
 app = typer.Typer(help="通办 tongban — one-stop government services platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -61,6 +63,8 @@ app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(consult_app, name="consult")
 intake_app = typer.Typer(help="Unified intake (办): applications, deadlines, uploads.", no_args_is_help=True)
 app.add_typer(intake_app, name="intake")
+quality_app = typer.Typer(help="Ratings (评) and service-quality monitoring.", no_args_is_help=True)
+app.add_typer(quality_app, name="quality")
 knowledge_app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
 
@@ -773,6 +777,9 @@ def load_demo(settings: Settings) -> ImportReport:
     _demo_knowledge(engine, settings)
     with session_scope(make_sessionmaker(engine)) as session:
         intake_service.publish_generated_forms(session, actor="demo", clock=clock)
+    with session_scope(make_sessionmaker(engine)) as session:
+        # A synthetic year of closed cases and ratings (refs DEMO-…) so the quality dashboards show something.
+        rating_synthetic.generate(session, clock=clock)
     accounts_file = settings.data_dir / "demo-accounts.txt"
     if not accounts_file.exists():
         lines = []
@@ -788,6 +795,10 @@ def load_demo(settings: Settings) -> ImportReport:
                 ("supervisor", ["intake_supervisor"]),
                 ("formeditor", ["intake_form_editor"]),
                 ("formpublisher", ["intake_form_publisher"]),
+                ("quality", ["quality_supervisor"]),
+                ("analyst", ["quality_analyst"]),
+                ("unit", ["quality_officer"]),
+                ("terminal", ["rating_terminal"]),
             ):
                 password = secrets.token_urlsafe(12)
                 try:
@@ -834,3 +845,64 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# --- ratings and quality monitoring ---
+
+
+@quality_app.command("sync")
+def quality_sync() -> None:
+    """Record every closed application missing from the quality fact table (idempotent; no invitations)."""
+    engine = _engine(get_settings())
+    _require_schema(engine)
+    with session_scope(make_sessionmaker(engine)) as session:
+        n = rating_service.sync_applications(session, clock=SystemClock())
+    out.print(f"{n} closed applications recorded")
+
+
+@quality_app.command("remind")
+def quality_remind() -> None:
+    """Remind applicants who have not rated their closed applications (idempotent; schedule it daily)."""
+    settings = get_settings()
+    engine = _engine(settings)
+    _require_schema(engine)
+    with session_scope(make_sessionmaker(engine)) as session:
+        n = rating_service.remind(session, clock=SystemClock(), sealer=settings.sealer())
+    out.print(f"{n} reminders queued")
+
+
+@quality_app.command("deadlines")
+def quality_deadlines() -> None:
+    """Escalate overdue return calls and rectifications, close follow-up periods that ended (idempotent;
+    schedule it hourly)."""
+    engine = _engine(get_settings())
+    _require_schema(engine)
+    with session_scope(make_sessionmaker(engine)) as session:
+        counts = rating_service.run_deadlines(session, clock=SystemClock())
+    out.print(
+        f"{counts.get('contact_escalated', 0)} return calls and {counts.get('rectify_escalated', 0)} "
+        f"rectifications escalated; {counts.get('closed', 0)} rectifications closed"
+    )
+
+
+@quality_app.command("alerts")
+def quality_alerts(
+    period: Annotated[
+        str | None, typer.Option(help="The month YYYY-MM to check (default: the current month, city time).")
+    ] = None,
+) -> None:
+    """Compare a month's indicators with their targets and raise alerts (idempotent; schedule it daily)."""
+    clock = SystemClock()
+    month = period or rating_service.current_month(clock)
+    engine = _engine(get_settings())
+    _require_schema(engine)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            raised = rating_service.check_alerts(session, month, clock=clock)
+            lines = [f"{a.indicator} {a.scope}:{a.scope_value or '-'} = {a.value:.4g}" for a in raised]
+    except DomainError as exc:
+        out.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    out.print(f"{len(lines)} alerts raised for {month}")
+    for line in lines:
+        out.print(f"  {line}")

@@ -157,6 +157,14 @@ def get_item(session: Session, principal: Principal, code: str) -> ItemOut:
     return to_out(item)
 
 
+def item_region(session: Session, code: str) -> tuple[str, str | None] | None:
+    """The region of an item and its GB/T 2260 code, if known (None: no such item)."""
+    item = repo.get_by_code(session, code)
+    if item is None:
+        return None
+    return item.region, _content_of(item).region_code
+
+
 def get_working_copy(session: Session, principal: Principal, code: str) -> tuple[ItemOut, ItemContent]:
     """The item and the content an editor should start from (the pending version if there is one)."""
     principal.require("catalog:edit")

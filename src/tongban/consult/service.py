@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from tongban.consult import grounding, reader
@@ -423,6 +423,46 @@ def history(
         }
         for t in turns
     ]
+
+
+def mask_text(text: str) -> str:
+    """``text`` with identity, phone, card numbers and e-mail addresses masked (as conversations store)."""
+    return mask_personal(text)
+
+
+@dataclass(frozen=True)
+class ConversationFacts:
+    """What the rating of a consultation needs: who may rate it, when it began and last answered."""
+
+    #: The signed-in owner's username (None: an anonymous conversation, rated by whoever holds its id).
+    account: str | None
+    agent_code: str | None
+    created_at: dt.datetime
+    last_at: dt.datetime
+    #: Turns that got an answer (not refused).
+    answered: int
+
+
+def conversation_facts(
+    session: Session, principal: Principal, conversation_id: str, *, clock: Clock
+) -> ConversationFacts | None:
+    """The facts of one of the caller's conversations, or of an anonymous one (None: no such live
+    conversation the caller may see)."""
+    conv = session.get(ConsultConversation, conversation_id)
+    if conv is None or conv.expires_at <= clock.now() or conv.account not in (None, _account(principal)):
+        return None
+    answered = session.scalar(
+        select(func.count())
+        .select_from(ConsultTurn)
+        .where(ConsultTurn.conversation_id == conv.id, ConsultTurn.refused.is_(False))
+    )
+    return ConversationFacts(
+        account=conv.account,
+        agent_code=conv.agent_code,
+        created_at=conv.created_at,
+        last_at=conv.last_at,
+        answered=int(answered or 0),
+    )
 
 
 # -- the consultation ------------------------------------------------------------------------------------

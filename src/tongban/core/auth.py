@@ -44,6 +44,11 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "intake:lane:decider",
             "intake:monitor",
             "intake:departments",  # departments' own systems (webhooks and their secrets)
+            "rating:visit",
+            "rating:cases",
+            "rating:rectify",
+            "rating:supervise",
+            "rating:monitor",
             "audit:read",
             "accounts:manage",
         }
@@ -54,7 +59,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "knowledge_reviewer": frozenset({"knowledge:edit", "knowledge:review", "knowledge:publish"}),
     "consult_operator": frozenset({"consult:agents", "consult:read"}),
     #: A counter officer (综窗): reads and records profiles; sensitive values stay masked.
-    "intake_officer": frozenset({"intake:profiles", "intake:lane:window"}),
+    "intake_officer": frozenset({"intake:profiles", "intake:lane:window", "rating:visit"}),
     #: Officers of the later steps of the standard process (审查, 决定).
     "intake_reviewer": frozenset({"intake:profiles", "intake:lane:reviewer"}),
     "intake_decider": frozenset({"intake:profiles", "intake:lane:decider"}),
@@ -64,6 +69,16 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "intake_form_editor": frozenset({"intake:forms"}),
     "intake_form_publisher": frozenset({"intake:forms", "intake:forms_publish"}),
     "auditor": frozenset({"audit:read"}),
+    #: Handles the rectification of bad reviews of every unit (``quality_unit:<unit>``: of one unit).
+    "quality_officer": frozenset({"rating:rectify"}),
+    #: Decides appeals, sets targets and rating rules, publishes results; sees every indicator.
+    "quality_supervisor": frozenset({"rating:supervise", "rating:monitor", "rating:rectify"}),
+    #: Reads indicators, pain points and the cases behind them.
+    "quality_analyst": frozenset({"rating:monitor"}),
+    #: A rating terminal (pad) at a window: takes the ratings of the visits served there.
+    "rating_terminal": frozenset({"rating:terminal"}),
+    #: Another system (a hotline, a hall's queue system) that registers its cases for rating.
+    "rating_system": frozenset({"rating:cases"}),
 }
 
 #: Sign-in throttling: this many failures for one username within the window lock it for the window.
@@ -115,8 +130,14 @@ LANE_ROLE = "intake_lane:"
 _LANE_ROLE = re.compile(r"^intake_lane:[a-z][a-z0-9_]{0,39}$")
 
 
+#: A role ``quality_unit:<unit>`` handles the rectification of bad reviews of that unit (as the cases
+#: name it, e.g. ``quality_unit:市市场监督管理局``).
+UNIT_ROLE = "quality_unit:"
+_UNIT_ROLE = re.compile(r"^quality_unit:[^:\s][^:]{0,199}$")
+
+
 def _known_role(role: str) -> bool:
-    return role in ROLE_PERMISSIONS or bool(_LANE_ROLE.match(role))
+    return role in ROLE_PERMISSIONS or bool(_LANE_ROLE.match(role)) or bool(_UNIT_ROLE.match(role))
 
 
 def permissions_for(roles: list[str] | tuple[str, ...]) -> frozenset[str]:
@@ -124,6 +145,8 @@ def permissions_for(roles: list[str] | tuple[str, ...]) -> frozenset[str]:
     for role in roles:
         if _LANE_ROLE.match(role):
             granted |= {"intake:profiles", "intake:lane:" + role[len(LANE_ROLE) :]}
+        if _UNIT_ROLE.match(role):
+            granted.add("rating:rectify")
         granted |= ROLE_PERMISSIONS.get(role, frozenset())
     return frozenset(granted)
 

@@ -303,6 +303,18 @@ def principal_or_anonymous(
 #: Rule: anyone; what they see depends on who they are (checked in the service).
 public_with_principal = _rule("public", principal_or_anonymous)
 
+
+def _anyone_writing(
+    request: Request, principal: Annotated[auth.Principal, Depends(current_principal)]
+) -> auth.Principal:
+    _check_csrf(request)
+    return principal
+
+
+#: Rule: anyone may write (e.g. rate an anonymous consultation); the service checks what they may touch.
+#: Cookie-authenticated writes need CSRF.
+public_writing = _rule("public", _anyone_writing)
+
 # --- departments, notices, documents ---
 WEBHOOK_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 

@@ -34,6 +34,11 @@ ERROR_TITLES = (
     # --- departments, notices, documents ---
     N_("The webhook signature is not valid"),
     N_("The webhook timestamp is too far from the current time"),
+    # --- ratings ---
+    N_("The case is not closed yet"),
+    N_("The case has been rated already"),
+    N_("The rating period has ended"),
+    N_("Only the person served may rate this case"),
 )
 
 #: Titles and texts of the generic HTML error pages (tongban.web.app).

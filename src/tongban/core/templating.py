@@ -22,6 +22,7 @@ TEMPLATE_PACKAGES = (
     "tongban.knowledge",
     "tongban.consult",
     "tongban.intake",
+    "tongban.rating",
 )
 DISPLAY_TZ = ZoneInfo("Asia/Shanghai")
 

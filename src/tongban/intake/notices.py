@@ -27,6 +27,8 @@ from tongban.intake.schemas import NoticeOut
 
 #: A department's progress on a step (from its callback): the notice's status is ``department_<status>``.
 DEPARTMENT_PREFIX = "department_"
+#: Notices of the rating domain (invitation, reminder, follow-up) are ``rating_<what>``.
+RATING_PREFIX = "rating_"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,25 @@ WORDING: dict[str, Wording] = {
         "was not accepted; the notice and its reasons are available after signing in",
     ),
     "closed": Wording("已办结", "Closed", "已办结", "has been closed"),
+    # --- ratings (好差评): the invitation after closing, its reminder, the follow-up after rectification
+    RATING_PREFIX + "invite": Wording(
+        "请评价本次服务",
+        "Please rate this service",
+        "已办结，欢迎登录对本次服务进行评价（自愿参加）",
+        "has been closed; you are welcome to sign in and rate the service (optional)",
+    ),
+    RATING_PREFIX + "reminder": Wording(
+        "评价提醒",
+        "Reminder: rate this service",
+        "尚未评价，评价期届满前仍可登录评价（自愿参加）",
+        "has not been rated yet; you may still sign in and rate it before the rating period ends (optional)",
+    ),
+    RATING_PREFIX + "follow_up": Wording(
+        "差评整改完成，请再次评价",
+        "Rectified: please rate again",
+        "的差评已由承办单位整改，欢迎登录查看整改情况并再次评价",
+        "received a bad review that the unit has now rectified; sign in to see what was done and rate again",
+    ),
     DEPARTMENT_PREFIX + "received": Wording(
         "部门已接收", "Received by the department", "已由承办部门接收", "has been received by the department"
     ),

@@ -302,3 +302,16 @@ def attach_upload(session: Session, upload_id: str, application_id: int, owner_a
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def closed_receipts(session: Session, *, after_id: int, limit: int) -> list[tuple[int, str]]:
+    stmt = (
+        select(Application.id, Application.receipt_no)
+        .where(
+            Application.id > after_id,
+            Application.status.not_in(("in_progress", "supplement_requested", "submitted")),
+        )
+        .order_by(Application.id)
+        .limit(limit)
+    )
+    return [(i, r) for i, r in session.execute(stmt)]

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from tongban.catalog import service as catalog
 from tongban.catalog.schemas import ItemOut
-from tongban.core import audit, calendar, idempotency, notify
+from tongban.core import audit, calendar, events, idempotency, notify
 from tongban.core.auth import ANONYMOUS, Principal
 from tongban.core.clock import Clock
 from tongban.core.config import Settings
@@ -2622,6 +2622,9 @@ def _after_change(
             clock=clock,
         )
     _notify(session, application, application.status, sealer=sealer, clock=clock)
+    if application.status not in _RUNNING:
+        # Rating (好差评) and quality monitoring take the closed case from here.
+        events.emit(session, CLOSED_EVENT, clock=clock, receipt_no=application.receipt_no, sealer=sealer)
 
 
 def department_callback(
@@ -2810,3 +2813,136 @@ def deliver_outbox(
         limit=limit,
         max_attempts=settings.outbox_max_attempts,
     )
+
+
+# --- ratings and quality monitoring --------------------------------------------------------------------
+# The rating domain (above this one) reads closed applications through these functions and the event.
+
+#: Emitted in the transaction that ends an application: ``receipt_no``, ``sealer``.
+CLOSED_EVENT = "intake.application.closed"
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    """What quality monitoring needs of a closed application (the row of its fact table)."""
+
+    receipt_no: str
+    applicant_account_id: int
+    item_code: str
+    item_name: str
+    department: str
+    region: str
+    region_code: str | None
+    channel: str
+    submitted_at: dt.datetime
+    closed_at: dt.datetime
+    outcome: str
+    #: The promised limit and the time used, in working days (None: never accepted or no limit).
+    limit_days: int | None
+    work_days: int | None
+    on_time: bool | None
+    materials_total: int
+    materials_exempted: int
+    precheck_findings: int
+    supplements: int
+    #: ``[{"step", "hours"}]``: the time from the previous event to each step's completion.
+    steps: list[dict[str, Any]]
+
+
+def application_standing(session: Session, receipt_no: str) -> tuple[int, str] | None:
+    """The applicant's account and the status of an application (None: no such application)."""
+    application = repo.application_by_receipt(session, receipt_no)
+    if application is None:
+        return None
+    return application.applicant_account_id, application.status
+
+
+def case_facts(session: Session, receipt_no: str, *, clock: Clock) -> CaseFacts | None:
+    """The facts of a closed application (None while it runs or when there is none)."""
+    application = repo.application_by_receipt(session, receipt_no)
+    if application is None or application.status in _RUNNING:
+        return None
+    history = repo.events(session, application.id)
+    closed_at = max((e.at for e in history), default=application.updated_at)
+    limit_days = work_days = None
+    on_time = None
+    suspensions = repo.suspensions(session, application.id)
+    d = _deadline(session, application, suspensions, clock)
+    if d is not None and d.level != "unknown":
+        on_time = d.used <= d.limit
+        if d.unit == "working_day":
+            limit_days = d.limit
+        used = _deadline_in_working_days(session, application, suspensions, closed_at)
+        work_days = used if used is not None else (d.used if d.unit == "working_day" else None)
+    steps: list[dict[str, Any]] = []
+    previous = application.submitted_at
+    for e in history:
+        if e.action in ("submit", "escalate") or e.action.startswith(("department:", "suspend:", "resume:")):
+            continue
+        hours = max(0, int((e.at - previous).total_seconds() // 3600))
+        steps.append({"step": e.action.split(":", 1)[0], "hours": hours})
+        previous = e.at
+    needed = [m for m in application.materials if m.get("status") in ("exempt", "upload")]
+    region = catalog.item_region(session, application.item_code) or ("", None)
+    return CaseFacts(
+        receipt_no=application.receipt_no,
+        applicant_account_id=application.applicant_account_id,
+        item_code=application.item_code,
+        item_name=application.item_name,
+        department=application.department,
+        region=region[0],
+        region_code=region[1],
+        channel="online",
+        submitted_at=application.submitted_at,
+        closed_at=closed_at,
+        outcome=application.status,
+        limit_days=limit_days,
+        work_days=work_days,
+        on_time=on_time,
+        materials_total=len(needed),
+        materials_exempted=sum(1 for m in needed if m.get("status") == "exempt"),
+        precheck_findings=len(application.findings),
+        supplements=sum(1 for e in history if e.action.endswith(":supplement")),
+        steps=steps,
+    )
+
+
+def _deadline_in_working_days(
+    session: Session, application: Application, suspensions: Sequence[Suspension], closed_at: dt.datetime
+) -> int | None:
+    if application.accepted_on is None:
+        return None
+    try:
+        st = deadlines.standing(
+            calendar.working_calendar(session),
+            limit=max(1, application.limit_value or 1),
+            unit="working_day",
+            started=application.accepted_on,
+            today=closed_at.astimezone(CHINA).date(),
+            suspensions=[
+                deadlines.Period(
+                    s.started_at.astimezone(CHINA).date(),
+                    s.ended_at.astimezone(CHINA).date() if s.ended_at else None,
+                )
+                for s in suspensions
+            ],
+        )
+    except CalendarUnknown:
+        return None
+    return st.used
+
+
+def closed_receipts(session: Session, *, after_id: int = 0, limit: int = 1000) -> list[tuple[int, str]]:
+    """Closed applications by id, for backfilling the quality fact table: ``[(id, receipt_no)]``."""
+    return repo.closed_receipts(session, after_id=after_id, limit=limit)
+
+
+def rating_notice(session: Session, receipt_no: str, what: str, *, sealer: Sealer, clock: Clock) -> None:
+    """A portal notice (and email/SMS) inviting the applicant to rate, reminding them, or asking for the
+    follow-up rating after a rectification; ``what`` is ``invite``, ``reminder`` or ``follow_up``."""
+    if what not in ("invite", "reminder", "follow_up"):
+        raise ValueError(what)
+    application = repo.application_by_receipt(session, receipt_no)
+    if application is None:
+        raise NotFound(f"no application {receipt_no}")
+    _notify(session, application, notices.RATING_PREFIX + what, sealer=sealer, clock=clock)

@@ -10,11 +10,18 @@ import tongban.consult.models
 import tongban.core.models
 import tongban.intake.models
 import tongban.knowledge.models
+import tongban.rating.models
 from tongban.core.db import Base
 
 config = context.config
 target_metadata = Base.metadata
-_models = (tongban.catalog.models, tongban.knowledge.models, tongban.consult.models, tongban.intake.models)
+_models = (
+    tongban.catalog.models,
+    tongban.knowledge.models,
+    tongban.consult.models,
+    tongban.intake.models,
+    tongban.rating.models,
+)
 
 
 def run() -> None:

@@ -34,6 +34,9 @@ from tongban.intake import pages as intake_pages
 from tongban.intake import staff_pages as intake_staff_pages
 from tongban.knowledge import api as knowledge_api
 from tongban.knowledge import pages as knowledge_pages
+from tongban.rating import api as rating_api
+from tongban.rating import pages as rating_pages
+from tongban.rating import quality_pages as rating_quality_pages
 from tongban.web import api as web_api
 from tongban.web import pages as web_pages
 from tongban.web.middleware import EdgeMiddleware
@@ -153,6 +156,7 @@ def create_app(
         knowledge_api.router,
         consult_api.router,
         intake_api.router,
+        rating_api.router,
         web_pages.router,
         catalog_pages.router,
         knowledge_pages.router,
@@ -160,6 +164,8 @@ def create_app(
         intake_pages.router,
         intake_staff_pages.router,
         intake_bundle_pages.router,
+        rating_pages.router,
+        rating_quality_pages.router,
     ):
         app.include_router(router)
     app.add_middleware(

@@ -888,12 +888,13 @@ def quality_deadlines() -> None:
 @quality_app.command("alerts")
 def quality_alerts(
     period: Annotated[
-        str | None, typer.Option(help="The month YYYY-MM to check (default: the current month, city time).")
+        str | None,
+        typer.Option(help="The month YYYY-MM to check (default: the month that last ended, city time)."),
     ] = None,
 ) -> None:
     """Compare a month's indicators with their targets and raise alerts (idempotent; schedule it daily)."""
     clock = SystemClock()
-    month = period or rating_service.current_month(clock)
+    month = period or rating_service.previous_month(clock)
     engine = _engine(get_settings())
     _require_schema(engine)
     try:

@@ -197,6 +197,10 @@ def test_every_change_reaches_the_applicant_in_the_portal_by_email_and_by_sms(
     assert refused.json()["status"] == "refused"
 
     listed = client.get("/api/v1/me/notices", headers=citizen).json()
+    # the rating domain invites the applicant to rate the closed application (its own notice, checked in
+    # tests/rating); the application's own notices follow
+    assert listed[0]["status"] == "rating_invite"
+    listed = listed[1:]
     assert [n["status"] for n in listed] == [
         "refused",
         "in_progress",
@@ -214,7 +218,7 @@ def test_every_change_reaches_the_applicant_in_the_portal_by_email_and_by_sms(
     assert read.json()["read_at"] is not None
     again = client.post(f"/api/v1/me/notices/{listed[0]['id']}/read", headers=citizen)
     assert again.json()["read_at"] == read.json()["read_at"]
-    reordered = client.get("/api/v1/me/notices", headers=citizen).json()
+    reordered = client.get("/api/v1/me/notices", headers=citizen).json()[1:]
     assert [n["id"] for n in reordered] == [n["id"] for n in listed[1:]] + [listed[0]["id"]]
     assert (
         client.post(f"/api/v1/me/notices/{listed[0]['id']}/read", headers=staff["officer.wang"]).status_code
@@ -224,16 +228,16 @@ def test_every_change_reaches_the_applicant_in_the_portal_by_email_and_by_sms(
 
     # Email and SMS: delivered by the outbox, addresses sealed at rest, no personal data in the text.
     rows = list(session.scalars(select(OutboxMessage).where(OutboxMessage.channel.in_(("email", "sms")))))
-    assert len(rows) == 10
+    assert len(rows) == 12  # five changes and the invitation to rate, each by email and SMS
     assert all("13800138000" not in r.target and "li.ming" not in r.target for r in rows)
     with FakeSmsGateway(api_key="k") as gateway:
         settings = Settings(data_dir=tmp_path, sms_gateway_url=gateway.url, sms_api_key="k")
         _deliver(app, sessions, clock, settings)
         texts = [m["text"] for m in gateway.messages]
         assert {m["to"] for m in gateway.messages} == {"13800138000"}
-        assert len(texts) == 5
+        assert len(texts) == 6
     emails = [_read_eml(p) for p in sorted((tmp_path / "outbox" / "email").glob("*.eml"))]
-    assert len(emails) == 5
+    assert len(emails) == 6
     assert {m["To"] for m in emails} == {"li.ming@example.cn"}
     bodies = [m.get_content() for m in emails] + texts + [str(m["Subject"]) for m in emails]
     for text in bodies:

@@ -126,40 +126,47 @@ def test_a_visit_is_rated_at_the_terminal_within_its_window(
     )
 
 
+def conversation(session: Session, clock: FixedClock, *, answered: bool = True) -> str:
+    """An anonymous live conversation, with one answered turn unless ``answered`` is false."""
+    cid = uuid.uuid4().hex
+    session.add(
+        ConsultConversation(
+            id=cid,
+            language="zh-Hans",
+            account=None,
+            created_at=clock.now(),
+            last_at=clock.now(),
+            expires_at=clock.now() + dt.timedelta(minutes=30),
+            turns=1 if answered else 0,
+            guidance={},
+        )
+    )
+    session.flush()
+    if answered:
+        session.add(
+            ConsultTurn(
+                conversation_id=cid,
+                seq=1,
+                question="公积金怎么提取？",
+                answer="可以在线申请。",
+                refused=False,
+                reason="",
+                citations=[],
+                mode="extractive",
+                confidence=0.8,
+                latency_ms=10,
+                created_at=clock.now(),
+            )
+        )
+    session.commit()
+    return cid
+
+
 def test_an_anonymous_consultation_is_rated_by_whoever_holds_its_id(
     client: httpx.Client, quality: H, session: Session, clock: FixedClock
 ) -> None:
-    conv_id, empty_id = uuid.uuid4().hex, uuid.uuid4().hex
-    for cid in (conv_id, empty_id):
-        session.add(
-            ConsultConversation(
-                id=cid,
-                language="zh-Hans",
-                account=None,
-                created_at=clock.now(),
-                last_at=clock.now(),
-                expires_at=clock.now() + dt.timedelta(minutes=30),
-                turns=1,
-                guidance={},
-            )
-        )
-    session.flush()
-    session.add(
-        ConsultTurn(
-            conversation_id=conv_id,
-            seq=1,
-            question="公积金怎么提取？",
-            answer="可以在线申请。",
-            refused=False,
-            reason="",
-            citations=[],
-            mode="extractive",
-            confidence=0.8,
-            latency_ms=10,
-            created_at=clock.now(),
-        )
-    )
-    session.commit()
+    conv_id = conversation(session, clock)
+    empty_id = conversation(session, clock, answered=False)
     problem(
         client.post(f"/api/v1/ratings/consultation/{empty_id}", json={"level": 5}), 409, "case-not-closed"
     )
@@ -274,9 +281,16 @@ def test_targets_raise_alerts_once_and_results_are_published(
     assert set_.status_code == 200, set_.text
     dept = {"indicator": "avg_work_days", "scope": "department", "scope_value": "朝阳区住建委", "high": 100}
     assert client.put("/api/v1/quality/targets", headers=sup, json=dept).status_code == 200
-    raised = client.post("/api/v1/quality/alerts/check", headers=sup, json={"period": month}).json()
+    raised = client.post(
+        "/api/v1/quality/alerts/check", headers=sup, json={"period": month, "min_cases": 1}
+    ).json()
     assert [(a["indicator"], a["scope"]) for a in raised] == [("avg_work_days", "all")]
-    assert client.post("/api/v1/quality/alerts/check", headers=sup, json={"period": month}).json() == []
+    assert (
+        client.post(
+            "/api/v1/quality/alerts/check", headers=sup, json={"period": month, "min_cases": 1}
+        ).json()
+        == []
+    )
     problem(
         client.post("/api/v1/quality/alerts/check", headers=sup, json={"period": "2026-3"}),
         422,
@@ -288,7 +302,11 @@ def test_targets_raise_alerts_once_and_results_are_published(
     assert acked["acknowledged_by"] == "super.he"
     assert client.get("/api/v1/quality/alerts", headers=analyst).json() == []
 
-    problem(client.post("/api/v1/quality/publications", headers=sup, json={"period": month}), 409, "conflict")
+    problem(
+        client.post("/api/v1/quality/publications", headers=sup, json={"period": month}),
+        409,
+        "conflict",
+    )
     earlier = (clock.now() - dt.timedelta(days=40)).strftime("%Y-%m")
     published = client.post("/api/v1/quality/publications", headers=sup, json={"period": earlier})
     assert published.status_code == 201, published.text

@@ -187,7 +187,7 @@ def test_dashboard_matches_the_api_and_filters_change_it(
         assert "Satisfaction rate" in row_of(english, "satisfaction_rate")
         assert pct(api["satisfaction_rate"], "en") in row_of(english, "satisfaction_rate")
         assert f"bad reviews: {api['bad']}" in row_of(english, "bad_rate")
-        assert f"rated: {api['rated']}" in row_of(english, "satisfaction_rate")
+        assert f"counted ratings: {api['counts']['counted']}" in row_of(english, "satisfaction_rate")
         late = sum(1 for t in TICKETS if t[4] > 5)
         assert f"late: {late}" in row_of(english, "on_time_rate")
 
@@ -343,12 +343,16 @@ def test_a_target_breach_shows_an_alert_after_the_check(
 
         bad_period = post_form(boss, page, "/quality/settings/alerts/check", {"period": "2026-13"})
         assert bad_period.status_code == 422
-        checked = post_form(boss, page, "/quality/settings/alerts/check", {"period": "2026-02"})
+        checked = post_form(
+            boss, page, "/quality/settings/alerts/check", {"period": "2026-02", "min_cases": "1"}
+        )
         assert checked.status_code == 303
         assert "raised=1" in checked.headers["location"]
         shown = boss.get(checked.headers["location"]).text
         assert "1 new alert." in text_of(shown)
-        again = post_form(boss, page, "/quality/settings/alerts/check", {"period": "2026-02"})
+        again = post_form(
+            boss, page, "/quality/settings/alerts/check", {"period": "2026-02", "min_cases": "1"}
+        )
         assert "raised=0" in again.headers["location"]
 
         dashboard = boss.get("/quality").text
@@ -380,9 +384,11 @@ def test_publishing_a_period_shows_it_to_everyone(
         unfinished = post_form(boss, page, "/quality/settings/publish", {"period": "2026-03"})
         assert unfinished.status_code == 409
         assert "2026-03" in unfinished.text
-        published = post_form(boss, page, "/quality/settings/publish", {"period": "2026-02"})
+        published = post_form(
+            boss, page, "/quality/settings/publish", {"period": "2026-02", "min_cases": "1"}
+        )
         assert published.status_code == 303, published.text
-        twice = post_form(boss, page, "/quality/settings/publish", {"period": "2026-02"})
+        twice = post_form(boss, page, "/quality/settings/publish", {"period": "2026-02", "min_cases": "1"})
         assert twice.status_code == 409
     api = client.get("/api/v1/quality/publications/2026-02").json()["data"]
     listing = client.get("/results")

@@ -231,7 +231,8 @@ def test_appeal_upheld_strikes_the_rating_out(client: httpx.Client, quality: H, 
     assert decided.json()["state"] == "void"
     total = client.get("/api/v1/quality/indicators", headers=analyst).json()["total"]
     assert total["bad"] == 0
-    assert total["rated"] == 1
+    assert total["rated"] == 0  # struck out of every figure, the share rated included
+    assert total["rating_rate"] == 0.0
     assert total["satisfaction_rate"] is None
 
 

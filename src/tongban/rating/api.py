@@ -12,9 +12,9 @@ import io
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from tongban.core import auth
 from tongban.core.errors import InvalidInput
@@ -30,6 +30,7 @@ from tongban.core.http import (
     public_with_principal,
     public_writing,
     require,
+    runtime,
 )
 from tongban.core.llm import get_chat_model
 from tongban.rating import service
@@ -63,6 +64,9 @@ Unit = Annotated[auth.Principal, Depends(require(service.RECTIFY))]
 Supervisor = Annotated[auth.Principal, Depends(require(service.SUPERVISE))]
 Monitor = Annotated[auth.Principal, Depends(require(service.MONITOR))]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
+#: Row ids: a bad one is a 404 or 422, never an overflow of the database's integer.
+Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
+PageNo = Annotated[int, Query(ge=1, le=100_000)]
 
 
 def filters(
@@ -179,13 +183,26 @@ def rectifications(
     clock: ClockDep,
     state: Annotated[str | None, Query(pattern="^(open|contacted|rectified|closed|void)$")] = None,
     overdue: bool = False,
+    appeal: Annotated[str | None, Query(pattern="^(none|pending|upheld|rejected)$")] = None,
+    page: PageNo = 1,
+    per_page: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[RectificationOut]:
-    """Rectifications of bad reviews for the caller's units (all units for supervisors)."""
-    return service.list_rectifications(session, principal, state=state, overdue_only=overdue, clock=clock)
+    """Rectifications of bad reviews for the caller's units (all units for supervisors), those to act on
+    first by deadline; filter by state, ``overdue=true`` or ``appeal=pending``."""
+    return service.list_rectifications(
+        session,
+        principal,
+        state=state,
+        overdue_only=overdue,
+        appeal=appeal,
+        clock=clock,
+        page=page,
+        per_page=per_page,
+    )
 
 
 @router.get("/rectifications/{rect_id}")
-def rectification(rect_id: int, session: DbSession, principal: Unit, clock: ClockDep) -> RectificationOut:
+def rectification(rect_id: Id, session: DbSession, principal: Unit, clock: ClockDep) -> RectificationOut:
     return service.get_rectification(session, principal, rect_id, clock=clock)
 
 
@@ -196,7 +213,7 @@ def _etag(response: Response, out: RectificationOut) -> RectificationOut:
 
 @router.post("/rectifications/{rect_id}/contact")
 def contact(
-    rect_id: int,
+    rect_id: Id,
     body: StepWrite,
     response: Response,
     session: DbSession,
@@ -213,7 +230,7 @@ def contact(
 
 @router.post("/rectifications/{rect_id}/rectify")
 def rectify(
-    rect_id: int,
+    rect_id: Id,
     body: StepWrite,
     response: Response,
     session: DbSession,
@@ -231,7 +248,7 @@ def rectify(
 
 @router.post("/rectifications/{rect_id}/appeal")
 def appeal(
-    rect_id: int,
+    rect_id: Id,
     body: StepWrite,
     response: Response,
     session: DbSession,
@@ -248,7 +265,7 @@ def appeal(
 
 @router.post("/rectifications/{rect_id}/appeal-decision")
 def decide_appeal(
-    rect_id: int,
+    rect_id: Id,
     body: AppealDecision,
     response: Response,
     session: DbSession,
@@ -315,10 +332,10 @@ def cases(
     session: DbSession,
     principal: Monitor,
     only: str | None = None,
-    level: int | None = None,
+    level: Annotated[int | None, Query(ge=1, le=5)] = None,
     group: str | None = None,
-    page: int = 1,
-    per_page: int = 50,
+    page: PageNo = 1,
+    per_page: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> CasePage:
     """The cases behind an indicator (drill-down): ``only`` = rated, bad, late, supplemented ...;
     ``group`` = ``department:<name>``, ``item:<code>``, ``region:<code>``, ``month:YYYY-MM``."""
@@ -329,14 +346,21 @@ def cases(
 
 @router.get("/quality/cases.csv", response_class=StreamingResponse)
 def cases_csv(
-    f: FiltersDep, session: DbSession, principal: Monitor, only: str | None = None
+    request: Request, f: FiltersDep, session: DbSession, principal: Monitor, only: str | None = None
 ) -> StreamingResponse:
     """Every case of the filter as CSV (UTF-8 with BOM, for spreadsheets); no personal data."""
-    rows = service.export_rows(session, principal, f, only=only)
-    header = next(rows)  # checks the permission and the filter before the response starts
+    service.check_export(principal, only)  # before the response starts: a bad filter is a 422
+    sessions = runtime(request).sessions
 
+    def rows() -> Iterator[list[Any]]:
+        # The request's session is closed once the handler returns; the body streams from its own.
+        with sessions() as own:
+            yield from service.export_rows(own, principal, f, only=only)
+
+    stream = rows()
+    header = next(stream)
     return StreamingResponse(
-        _csv_chunks(header, rows),
+        _csv_chunks(header, stream),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="quality-cases.csv"'},
     )
@@ -396,7 +420,7 @@ def put_target(body: TargetWrite, session: DbSession, principal: Supervisor, clo
 
 
 @router.delete("/quality/targets/{target_id}", status_code=204)
-def delete_target(target_id: int, session: DbSession, principal: Supervisor, clock: ClockDep) -> Response:
+def delete_target(target_id: Id, session: DbSession, principal: Supervisor, clock: ClockDep) -> Response:
     service.delete_target(session, principal, target_id, clock=clock)
     return Response(status_code=204)
 
@@ -410,16 +434,23 @@ class PeriodWrite(BaseModel):
     period: str
 
 
+class AlertCheckWrite(BaseModel):
+    period: str
+    #: Groups with fewer closed cases in the month are not compared with their band.
+    min_cases: int = Field(default=service.ALERT_MIN_CASES, ge=1, le=1_000_000)
+
+
 @router.post("/quality/alerts/check")
 def check_alerts(
-    body: PeriodWrite, session: DbSession, principal: Supervisor, clock: ClockDep
+    body: AlertCheckWrite, session: DbSession, principal: Supervisor, clock: ClockDep
 ) -> list[AlertOut]:
-    """Compare a month's indicators with the targets now; returns the alerts newly raised."""
-    return service.check_alerts(session, body.period, clock=clock)
+    """Compare a month's indicators with the targets now (groups of at least ``min_cases`` cases);
+    returns the alerts newly raised."""
+    return service.check_alerts(session, body.period, clock=clock, min_cases=body.min_cases)
 
 
 @router.post("/quality/alerts/{alert_id}/acknowledge")
-def acknowledge(alert_id: int, session: DbSession, principal: Supervisor, clock: ClockDep) -> AlertOut:
+def acknowledge(alert_id: Id, session: DbSession, principal: Supervisor, clock: ClockDep) -> AlertOut:
     return service.acknowledge_alert(session, principal, alert_id, clock=clock)
 
 

@@ -2,8 +2,8 @@
 rectification of bad reviews with appeals, indicator targets, alerts and published results.
 
 ``rating_case`` is a fact table: every column an indicator needs is on the row, written when the case
-closes (and updated when it is rated), so indicators are plain aggregates that run unchanged on SQLite,
-PostgreSQL and DuckDB. The ratings themselves (``rating_rating``) are the record; the case carries a copy
+closes (and updated when it is rated), so indicators are plain aggregates that run unchanged on SQLite and
+PostgreSQL. The ratings themselves (``rating_rating``) are the record; the case carries a copy
 of the level for the aggregates, kept in the same transaction.
 """
 

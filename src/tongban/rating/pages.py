@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -460,7 +460,7 @@ def _rect_page(
     lang: Language,
     session: Session,
     principal: auth.Principal,
-    rect_id: int,
+    rect_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     *,
     clock: Clock,
     problems: Sequence[Problem] = (),
@@ -484,7 +484,7 @@ def _rect_page(
 @router.get("/quality/rectifications/{rect_id}")
 def rectification(
     request: Request,
-    rect_id: int,
+    rect_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: DbSession,
     lang: LanguageDep,
     principal: Unit,
@@ -512,7 +512,7 @@ def _step(
     lang: Language,
     session: Session,
     principal: auth.Principal,
-    rect_id: int,
+    rect_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     action: str,
     form: FormData,
     run: Callable[[int | None], None],
@@ -566,7 +566,7 @@ def _step(
 @router.post("/quality/rectifications/{rect_id}/contact", dependencies=[Depends(csrf_form)])
 def contact(
     request: Request,
-    rect_id: int,
+    rect_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: DbSession,
     lang: LanguageDep,
     principal: Unit,
@@ -585,7 +585,7 @@ def contact(
 @router.post("/quality/rectifications/{rect_id}/rectify", dependencies=[Depends(csrf_form)])
 def rectify(
     request: Request,
-    rect_id: int,
+    rect_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: DbSession,
     lang: LanguageDep,
     principal: Unit,
@@ -605,7 +605,7 @@ def rectify(
 @router.post("/quality/rectifications/{rect_id}/appeal", dependencies=[Depends(csrf_form)])
 def appeal(
     request: Request,
-    rect_id: int,
+    rect_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: DbSession,
     lang: LanguageDep,
     principal: Unit,
@@ -624,7 +624,7 @@ def appeal(
 @router.post("/quality/rectifications/{rect_id}/decide", dependencies=[Depends(csrf_form)])
 def decide(
     request: Request,
-    rect_id: int,
+    rect_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: DbSession,
     lang: LanguageDep,
     principal: Supervisor,

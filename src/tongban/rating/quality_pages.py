@@ -127,6 +127,11 @@ ONLY_TEXT = {
     "rectification_open": N_("Bad reviews whose rectification is open"),
     "rectified": N_("Bad reviews rectified"),
     "unrated": N_("Cases not rated"),
+    "counted": N_("Ratings counted (struck-out ones left out)"),
+    "first_counted": N_("First ratings counted"),
+    "with_limit": N_("Cases with a time limit"),
+    "rateable": N_("Cases that can be rated (consultations become cases when rated)"),
+    "rateable_rated": N_("Rated cases, consultations left out"),
 }
 #: The counts shown beside the indicators, each a link to its cases.
 COUNT_TEXT = {
@@ -141,19 +146,24 @@ COUNT_TEXT = {
     "bad": N_("bad reviews"),
     "rectified": N_("rectified"),
     "rectification_open": N_("rectification open"),
+    "counted": N_("counted ratings"),
+    "first_counted": N_("first ratings"),
+    "with_limit": N_("with a time limit"),
+    "rateable": N_("cases that can be rated"),
+    "rateable_rated": N_("of them rated"),
 }
 #: Which counts stand behind each indicator.
 COUNTS_OF = {
-    "on_time_rate": ("late", "cases"),
+    "on_time_rate": ("late", "with_limit"),
     "avg_work_days": ("cases",),
     "p90_work_days": ("cases",),
     "online_share": ("applications",),
     "visits_per_case": ("visited", "applications"),
     "exempted_share": ("applications",),
     "first_pass_rate": ("not_first_pass", "supplemented", "applications"),
-    "rating_rate": ("rated", "cases"),
-    "satisfaction_rate": ("satisfied", "rated"),
-    "bad_rate": ("bad", "rated"),
+    "rating_rate": ("rateable_rated", "rateable"),
+    "satisfaction_rate": ("satisfied", "counted"),
+    "bad_rate": ("bad", "first_counted"),
     "rectification_rate": ("rectified", "rectification_open", "bad"),
     "rectified_on_time_rate": ("rectified", "bad"),
 }
@@ -219,6 +229,13 @@ SETTING_TEXT: dict[Setting, tuple[str, str]] = {
     Setting.VISIT_WINDOW_MINUTES: (
         N_("Rating period after an in-person visit (minutes)"),
         N_("Minutes after a visit during which the hall's terminal may still take its rating."),
+    ),
+    Setting.APPEAL_WORKING_DAYS: (
+        N_("Appeal decision (working days)"),
+        N_(
+            "A supervisor decides an appeal within this many working days, or it is escalated; the unit's "
+            "deadlines wait while the appeal is pending."
+        ),
     ),
 }
 
@@ -625,12 +642,16 @@ def _months(start: dt.date | None, end: dt.date | None, seen: Sequence[str]) -> 
     last = end.strftime("%Y-%m") if end else max(seen, default=None)
     if first is None or last is None:
         return []
-    y, m = int(first[:4]), int(first[5:7])
+    y0, m0 = int(first[:4]), int(first[5:7])
+    y1, m1 = int(last[:4]), int(last[5:7])
+    # Counted back from the last month, at most MAX_MONTHS of them (a range to 9999 stays cheap).
+    span = min((y1 - y0) * 12 + (m1 - m0) + 1, MAX_MONTHS)
     out: list[str] = []
-    while f"{y:04d}-{m:02d}" <= last:
+    y, m = y1, m1
+    for _ in range(max(span, 0)):
         out.append(f"{y:04d}-{m:02d}")
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    return out[-MAX_MONTHS:]
+        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+    return out[::-1]
 
 
 def dashboard_charts(
@@ -744,14 +765,10 @@ def dashboard(
     if scope.problem is not None:
         return render_page(request, lang, "rating/quality_dashboard.html", context, status=422)
     f = scope.filters
-    report = service.indicators(session, principal, f, group_by=scope.group_by, clock=clock)
-    bands = service.bands(session)
-    by_month = service.indicators(session, principal, f, group_by="month", clock=clock).groups
-    by_department = (
-        report.groups
-        if scope.group_by == "department"
-        else service.indicators(session, principal, f, group_by="department", clock=clock).groups
+    report, by_month, by_department = service.dashboard(
+        session, principal, f, group_by=scope.group_by, clock=clock
     )
+    bands = service.bands(session)
     total = report.total
     context.update(
         {
@@ -1088,7 +1105,8 @@ def _settings_page(
         "posted": posted or {},
         "done": lang.gettext(DONE_TEXT[done]) if done in DONE_TEXT else None,
         "raised": raised,
-        "this_month": service.current_month(clock),
+        "this_month": service.previous_month(clock),
+        "min_cases": service.ALERT_MIN_CASES,
         "last_month": _last_month(clock),
     }
     return render_page(request, lang, "rating/quality_settings.html", context, status=status)
@@ -1259,10 +1277,13 @@ def check_alerts(
     form: Posted,
 ) -> Response:
     """Compare a month's indicators with the targets now."""
-    posted = {"period": _text(form, "period")}
+    posted = {"period": _text(form, "period"), "min_cases": _text(form, "min_cases")}
 
     def run() -> str:
-        raised = service.check_alerts(session, posted["period"], clock=clock)
+        raw = posted["min_cases"].strip() or str(service.ALERT_MIN_CASES)
+        if not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
+            raise InvalidInput("min_cases: a whole number from 1")
+        raised = service.check_alerts(session, posted["period"], clock=clock, min_cases=int(raw))
         return f"/quality/settings?done=checked&raised={len(raised)}#alerts"
 
     return _change(request, lang, session, principal, clock, run, form="check", posted=posted)

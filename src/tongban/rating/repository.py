@@ -1,5 +1,5 @@
 """All SQL of the rating domain. Indicator queries are plain aggregates and window functions over the
-``rating_case`` fact table: the same statements run on SQLite, PostgreSQL and DuckDB."""
+``rating_case`` fact table: the same statements run on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from tongban.rating.models import (
@@ -63,14 +63,42 @@ def rectification(session: Session, rect_id: int, *, for_update: bool = False) -
 
 
 def rectifications(
-    session: Session, *, states: Sequence[str] | None, units: set[str] | None, limit: int
+    session: Session,
+    *,
+    states: Sequence[str] | None,
+    units: set[str] | None,
+    limit: int,
+    offset: int = 0,
+    overdue_on: dt.date | None = None,
+    appeal: str | None = None,
 ) -> list[Rectification]:
+    """Rectifications, those still to act on first (by their deadline), then the finished ones newest first;
+    ``overdue_on``: only those whose return call or rectification is overdue on that day."""
     stmt = select(Rectification)
     if states:
         stmt = stmt.where(Rectification.state.in_(states))
     if units is not None:
         stmt = stmt.where(Rectification.unit.in_(sorted(units)))
-    return list(session.scalars(stmt.order_by(Rectification.rectify_due, Rectification.id).limit(limit)))
+    if appeal is not None:
+        stmt = stmt.where(Rectification.appeal == appeal)
+    if overdue_on is not None:
+        stmt = stmt.where(
+            Rectification.appeal != "pending",
+            or_(
+                and_(Rectification.state == "open", Rectification.contact_due < overdue_on),
+                and_(Rectification.state.in_(("open", "contacted")), Rectification.rectify_due < overdue_on),
+            ),
+        )
+    finished = case((Rectification.state.in_(("closed", "void", "rectified")), 1), else_=0)
+    stmt = stmt.order_by(finished, Rectification.rectify_due, Rectification.id.desc())
+    return list(session.scalars(stmt.offset(offset).limit(limit)))
+
+
+def has_event(session: Session, rect_id: int, action: str) -> bool:
+    stmt = select(RectificationEvent.id).where(
+        RectificationEvent.rectification_id == rect_id, RectificationEvent.action == action
+    )
+    return session.scalars(stmt.limit(1)).first() is not None
 
 
 def rectification_events(session: Session, rect_id: int) -> list[RectificationEvent]:
@@ -99,6 +127,7 @@ def due_reminders(session: Session, now: dt.datetime, *, max_reminders: int, lim
             Case.kind == "application",
             Case.invited_at.is_not(None),
             Case.rated_at.is_(None),
+            Case.rectification.is_(None),
             Case.rate_until > now,
             Case.reminders < max_reminders,
         )
@@ -189,12 +218,6 @@ def _n(cond: ColumnElement[bool]) -> Any:
     return func.sum(case((cond, 1), else_=0))
 
 
-def _key(group_by: str | None) -> tuple[Any, Any]:
-    if group_by is None:
-        return literal(""), literal("")
-    return GROUPS[group_by]
-
-
 #: Drill-down conditions: which cases behind an indicator.
 ONLY: dict[str, ColumnElement[bool]] = {
     "rated": Case.rated_at.is_not(None),
@@ -207,19 +230,29 @@ ONLY: dict[str, ColumnElement[bool]] = {
     "rectification_open": Case.rectification == "open",
     "rectified": Case.rectification == "rectified",
     "unrated": and_(Case.rated_at.is_(None), Case.kind != "visit"),
+    "counted": Case.level.is_not(None),
+    "first_counted": Case.first_level.is_not(None),
+    "with_limit": Case.on_time.is_not(None),
+    #: Cases that exist whether or not anyone rates them (a consultation becomes a case when rated).
+    "rateable": Case.kind != "consultation",
+    "rateable_rated": and_(Case.kind != "consultation", Case.rated_at.is_not(None)),
 }
 
 
-def aggregates(session: Session, filters: Filters, group_by: str | None) -> list[dict[str, Any]]:
-    """One row per group and number of working days (``w``) with the counts and sums every indicator is
-    made of: one scan of the fact table gives every indicator of every group, and the histogram of
-    working days per group gives their percentiles exactly."""
-    key, label = _key(group_by)
+def aggregates(session: Session, filters: Filters, dims: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per combination of the groupings ``dims`` (keys ``g_<dim>``, labels ``l_<dim>``) and number
+    of working days (``w``), with the counts and sums every indicator is made of: one scan of the fact
+    table gives every indicator of every group of each grouping, and the histogram of working days per
+    group gives their percentiles exactly."""
+    if session.get_bind().dialect.name == "postgresql":
+        # The grouping's hash table of a district-year stays in memory rather than spilling to disk.
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
+    keys = [GROUPS[d][0] for d in dims]
     is_app = Case.kind == "application"
     cols = [
-        key.label("g"),
+        *[GROUPS[d][0].label(f"g_{d}") for d in dims],
+        *[func.max(GROUPS[d][1]).label(f"l_{d}") for d in dims],
         Case.work_days.label("w"),
-        func.max(label).label("label"),
         func.count().label("cases"),
         _n(is_app).label("applications"),
         _n(Case.on_time.is_(True)).label("on_time"),
@@ -240,7 +273,7 @@ def aggregates(session: Session, filters: Filters, group_by: str | None) -> list
         *[_n(Case.level == k).label(f"level_{k}") for k in range(1, 6)],
         *[_n(cond).label(f"only_{name}") for name, cond in ONLY.items()],
     ]
-    stmt: Select[Any] = select(*cols).where(*conditions(filters)).group_by(key, Case.work_days)
+    stmt: Select[Any] = select(*cols).where(*conditions(filters)).group_by(*keys, Case.work_days)
     return [dict(r._mapping) for r in session.execute(stmt)]
 
 

@@ -55,7 +55,7 @@ class CaseWrite(Strict):
     """A case registered by another system (a hotline, a department's approval system, a hall's queue
     system): its facts when it closes. Applications of this platform register themselves."""
 
-    owner_account_id: int | None = None
+    owner_account_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
     parent_ref: Ref | None = None
     item_code: Annotated[str, StringConstraints(max_length=64)] | None = None
     item_name: Annotated[str, StringConstraints(max_length=200)] = ""
@@ -98,7 +98,7 @@ class VisitWrite(Strict):
     #: The application the visit was for (its receipt number), to count visits per case.
     receipt_no: Ref | None = None
     #: The visitor's account, when they signed in at the window (they can then rate from home too).
-    visitor_account_id: int | None = None
+    visitor_account_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
     outcome: Annotated[str, StringConstraints(max_length=30)] = "served"
 
 
@@ -205,14 +205,15 @@ class SettingsWrite(Strict):
     rectify_working_days: Annotated[int, Field(ge=1, le=60)] | None = None
     follow_up_days: Annotated[int, Field(ge=1, le=60)] | None = None
     visit_window_minutes: Annotated[int, Field(ge=5, le=60 * 24 * 7)] | None = None
+    appeal_working_days: Annotated[int, Field(ge=1, le=30)] | None = None
 
 
 class TargetWrite(Strict):
     indicator: str
     scope: Literal["all", "department", "item", "region"] = "all"
     scope_value: Annotated[str, StringConstraints(max_length=200)] = ""
-    low: float | None = None
-    high: float | None = None
+    low: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    high: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _band(self) -> TargetWrite:

@@ -14,8 +14,10 @@ an upheld appeal strikes the rating out of every figure. Every officer action is
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import secrets
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -202,6 +204,15 @@ def _add_working_days(session: Session, start: dt.date, days: int) -> dt.date:
         return day
 
 
+def _working_days_between(session: Session, start: dt.date, end: dt.date) -> int:
+    try:
+        return calendar.working_calendar(session).working_days_between(start, end)
+    except CalendarUnknown:
+        return sum(
+            1 for n in range(1, (end - start).days + 1) if (start + dt.timedelta(days=n)).weekday() < 5
+        )
+
+
 # --- cases ---------------------------------------------------------------------------------------------
 
 
@@ -372,6 +383,16 @@ def record_case(
     case.first_pass = (
         (write.precheck_findings == 0 and write.supplements == 0) if kind == CaseKind.APPLICATION else None
     )
+    if created and kind == CaseKind.VISIT and write.parent_ref:
+        parent = repo.case_by_ref(session, CaseKind.APPLICATION.value, write.parent_ref, for_update=True)
+        if parent is not None:
+            parent.visits += 1
+            parent.updated_at = now
+    if not created:
+        rect = repo.rectification_of_case(session, case.id)
+        if rect is not None and rect.state in ("open", "contacted") and rect.unit != write.department:
+            rect.unit = write.department  # the case moved to another unit: so does its rectification
+            _rect_event(session, rect, principal.username, "reassign", write.department, clock)
     if write.closed_at is not None and case.closed_at is None:
         minutes = _setting(session, Setting.VISIT_WINDOW_MINUTES)
         window = dt.timedelta(minutes=minutes) if kind == CaseKind.VISIT else _window(session)
@@ -454,6 +475,16 @@ def _owned(principal: Principal, case: Case) -> None:
         raise NotYourCase("only the person served may rate this case")
 
 
+def consultation_ref(conversation_id: str) -> str:
+    """The case number of a consultation: a digest of its conversation id. The id itself works like a
+    password to the transcript while the conversation lives, so it is never stored or shown to staff."""
+    return "C" + hashlib.sha256(conversation_id.encode()).hexdigest()[:40]
+
+
+def _case_ref(kind: CaseKind, ref: str) -> str:
+    return consultation_ref(ref) if kind == CaseKind.CONSULTATION else ref
+
+
 def _consultation_case(
     session: Session, principal: Principal, ref: str, *, clock: Clock, persist: bool = True
 ) -> Case:
@@ -465,7 +496,7 @@ def _consultation_case(
     now, window = clock.now(), _window(session)
     case = _new_case(
         kind=CaseKind.CONSULTATION.value,
-        ref=ref,
+        ref=consultation_ref(ref),
         owner_account_id=principal.account_id if facts.account is not None else None,
         item_name=facts.agent_code or "",
         department="",
@@ -478,15 +509,19 @@ def _consultation_case(
     )
     _close(session, case, facts.last_at, window=window)
     if persist:
-        session.add(case)
-        session.flush()
+        try:
+            with session.begin_nested():
+                session.add(case)
+                session.flush()
+        except IntegrityError as exc:  # another request registered it first: it was rated
+            raise AlreadyRated("this consultation has been rated already") from exc
     return case
 
 
 def _case_for_rating(
     session: Session, principal: Principal, kind: CaseKind, ref: str, *, clock: Clock
 ) -> Case:
-    case = repo.case_by_ref(session, kind.value, ref, for_update=True)
+    case = repo.case_by_ref(session, kind.value, _case_ref(kind, ref), for_update=True)
     if case is None and kind == CaseKind.APPLICATION:
         standing = intake.application_standing(session, ref)
         if standing is None:
@@ -552,6 +587,10 @@ def rate(
     """Rate a closed case once (``initial``), and once more after its bad review was rectified
     (``follow_up``). Refused with a clear error: a case that is not closed, not the rater's, already
     rated, or whose rating period has ended."""
+    text = consult.mask_text(write.text)
+    dims = {d.value: s for d, s in write.dimensions.items()}
+    # Classified before any row is locked: a language model may take seconds.
+    reasons = classify_reasons(text, dims, model) if is_bad(write.level) else []
     case = _case_for_rating(session, principal, kind, ref, clock=clock)
     now = clock.now()
     given = repo.ratings_of(session, [case.id])[case.id]
@@ -564,20 +603,20 @@ def rate(
                 f"the rating period of {ref} ended on {case.rate_until.astimezone(CHINA):%Y-%m-%d}"
             )
     elif rect is not None and rect.state == "rectified" and "follow_up" not in rounds:
+        if case.owner_account_id is None or principal.account_id != case.owner_account_id:
+            raise NotYourCase("only the person who gave the first rating may rate again")
         round_ = "follow_up"
         if rect.follow_up_until is not None and now > rect.follow_up_until:
             raise WindowClosed("the period for the follow-up rating has ended")
     else:
         raise AlreadyRated(f"{ref} has been rated already; each case is rated once")
-    text = consult.mask_text(write.text)
-    dims = {d.value: s for d, s in write.dimensions.items()}
     rating = Rating(
         case_id=case.id,
         round=round_,
         level=write.level,
         dimensions=dims,
         text=text,
-        reasons=classify_reasons(text, dims, model) if is_bad(write.level) else [],
+        reasons=reasons,
         anonymous=write.anonymous,
         rater_account_id=principal.account_id,
         channel=write.channel,
@@ -659,8 +698,12 @@ def _may_rate(
     case: Case, ratings: Sequence[Rating], rect: Rectification | None, now: dt.datetime
 ) -> str | None:
     rounds = {r.round for r in ratings}
+    if case.closed_at is None:
+        return None
     if "initial" not in rounds:
         return "initial" if case.rate_until is None or now <= case.rate_until else None
+    if case.owner_account_id is None:
+        return None  # nobody known to rate again
     if (
         rect is not None
         and rect.state == "rectified"
@@ -701,7 +744,7 @@ def my_cases(session: Session, principal: Principal, *, clock: Clock, limit: int
 
 def my_case(session: Session, principal: Principal, kind: CaseKind, ref: str, *, clock: Clock) -> RateableOut:
     """One case the caller may rate (or has rated), with its ratings and rectification."""
-    case = repo.case_by_ref(session, kind.value, ref)
+    case = repo.case_by_ref(session, kind.value, _case_ref(kind, ref))
     if case is None:
         if kind == CaseKind.APPLICATION:
             standing = intake.application_standing(session, ref)
@@ -744,6 +787,8 @@ def units_of(principal: Principal) -> set[str] | None:
 
 
 def _overdue(rect: Rectification, today: dt.date) -> list[str]:
+    if rect.appeal == "pending":
+        return []  # the deadlines wait for the supervisor's decision
     out = []
     if rect.state == "open" and rect.contact_due is not None and today > rect.contact_due:
         out.append("contact")
@@ -821,10 +866,20 @@ def _handled(
     return rect
 
 
-def _full(session: Session, rect: Rectification, *, clock: Clock) -> RectificationOut:
+def _full(
+    session: Session, rect: Rectification, *, clock: Clock, viewer: Principal | None = None
+) -> RectificationOut:
     case = session.get(Case, rect.case_id)
     assert case is not None  # noqa: S101 - the foreign key holds
-    return _rect_out(session, rect, case, repo.ratings_of(session, [case.id])[case.id], clock=clock)
+    ratings = repo.ratings_of(session, [case.id])[case.id]
+    out = _rect_out(session, rect, case, ratings, clock=clock)
+    if out.anonymous and (viewer is None or not viewer.can(SUPERVISE)):
+        # An anonymous rater is not identified to the unit, not even through the case number (a receipt
+        # number leads to the applicant); supervisors, who decide appeals, see it.
+        out.ref = ""
+        if out.case is not None:
+            out.case = out.case.model_copy(update={"ref": "", "parent_ref": None})
+    return out
 
 
 def list_rectifications(
@@ -833,24 +888,33 @@ def list_rectifications(
     *,
     state: str | None,
     overdue_only: bool = False,
+    appeal: str | None = None,
     clock: Clock,
-    limit: int = 200,
+    page: int = 1,
+    per_page: int = 100,
 ) -> list[RectificationOut]:
-    """The rectifications of the caller's units (every unit for supervisors), most urgent first."""
+    """The rectifications of the caller's units (every unit for supervisors): those to act on first, by
+    deadline; ``overdue_only`` and ``appeal`` (``pending`` ...) filter."""
     if not (principal.can(RECTIFY) or principal.can(SUPERVISE)):
         principal.require(RECTIFY)
-    states = [state] if state else None
-    rows = repo.rectifications(session, states=states, units=units_of(principal), limit=limit)
-    out = [_full(session, r, clock=clock) for r in rows]
-    if overdue_only:
-        out = [r for r in out if r.overdue]
-    return out
+    if page < 1 or not 1 <= per_page <= 500:
+        raise InvalidInput("page from 1; per_page 1 to 500")
+    rows = repo.rectifications(
+        session,
+        states=[state] if state else None,
+        units=units_of(principal),
+        limit=per_page,
+        offset=(page - 1) * per_page,
+        overdue_on=_today(clock) if overdue_only else None,
+        appeal=appeal,
+    )
+    return [_full(session, r, clock=clock, viewer=principal) for r in rows]
 
 
 def get_rectification(
     session: Session, principal: Principal, rect_id: int, *, clock: Clock
 ) -> RectificationOut:
-    return _full(session, _handled(session, principal, rect_id), clock=clock)
+    return _full(session, _handled(session, principal, rect_id), clock=clock, viewer=principal)
 
 
 def _check_version(rect: Rectification, version: int | None) -> None:
@@ -888,7 +952,7 @@ def contact(
         clock,
         target_type="rating_rectification",
     )
-    return _full(session, rect, clock=clock)
+    return _full(session, rect, clock=clock, viewer=principal)
 
 
 def rectify(
@@ -912,11 +976,13 @@ def rectify(
     if rect.state not in ("open", "contacted"):
         raise Conflict(f"the rectification is {rect.state}")
     now = clock.now()
-    rect.state, rect.rectified_at, rect.rectify_note = "rectified", now, note
-    rect.follow_up_until = now + dt.timedelta(days=_setting(session, Setting.FOLLOW_UP_DAYS))
-    rect.version += 1
     case = session.get(Case, rect.case_id)
     assert case is not None  # noqa: S101
+    rect.state, rect.rectified_at, rect.rectify_note = "rectified", now, note
+    rect.follow_up_until = now + dt.timedelta(days=_setting(session, Setting.FOLLOW_UP_DAYS))
+    if case.owner_account_id is None:  # nobody known to rate again: done
+        rect.state, rect.follow_up_until, rect.closed_at = "closed", None, now
+    rect.version += 1
     case.rectification = "rectified"
     case.rectified_on_time = _today(clock) <= rect.rectify_due
     case.updated_at = now
@@ -933,7 +999,7 @@ def rectify(
     )
     if case.kind == CaseKind.APPLICATION and case.owner_account_id is not None:
         intake.rating_notice(session, case.ref, "follow_up", sealer=sealer, clock=clock)
-    return _full(session, rect, clock=clock)
+    return _full(session, rect, clock=clock, viewer=principal)
 
 
 def appeal(
@@ -962,7 +1028,7 @@ def appeal(
     rect.version += 1
     _rect_event(session, rect, principal.username, "appeal", reason, clock)
     _audit(session, principal, "rating.appeal.file", str(rect.id), clock, target_type="rating_rectification")
-    return _full(session, rect, clock=clock)
+    return _full(session, rect, clock=clock, viewer=principal)
 
 
 def decide_appeal(
@@ -992,11 +1058,18 @@ def decide_appeal(
     rect.version += 1
     case = session.get(Case, rect.case_id)
     assert case is not None  # noqa: S101
+    if not upheld and rect.appeal_at is not None:
+        # the unit could not act while the appeal waited: its deadlines move by the working days lost
+        lost = _working_days_between(session, rect.appeal_at.astimezone(CHINA).date(), _today(clock))
+        if lost > 0:
+            if rect.contact_due is not None and rect.contacted_at is None:
+                rect.contact_due = _add_working_days(session, rect.contact_due, lost)
+            rect.rectify_due = _add_working_days(session, rect.rectify_due, lost)
     if upheld:
         for r in repo.ratings_of(session, [case.id])[case.id]:
             r.excluded = True
         rect.state, rect.closed_at = "void", now
-        case.level = case.first_level = None
+        case.level = case.first_level = case.rated_at = None
         case.rectification, case.rectified_on_time = "void", None
         case.updated_at = now
         _changed(session)
@@ -1012,44 +1085,51 @@ def decide_appeal(
         {"upheld": upheld},
         target_type="rating_rectification",
     )
-    return _full(session, rect, clock=clock)
+    return _full(session, rect, clock=clock, viewer=principal)
 
 
 def run_deadlines(session: Session, *, clock: Clock) -> dict[str, int]:
     """Escalate overdue return calls and rectifications (once each, audited) and close rectifications whose
     follow-up period ended without a rating. Idempotent; run it hourly (``tongban quality deadlines``)."""
     today, now = _today(clock), clock.now()
+    appeal_days = _setting(session, Setting.APPEAL_WORKING_DAYS)
     counts = Counter[str]()
     for rect in repo.rectifications(
         session, states=["open", "contacted", "rectified"], units=None, limit=100_000
     ):
         late = _overdue(rect, today)
-        if "contact" in late and rect.contact_escalated_at is None:
-            rect.contact_escalated_at = now
-            _rect_event(session, rect, "system", "escalate_contact", f"due {rect.contact_due}", clock)
+        for what, due in (("contact", rect.contact_due), ("rectify", rect.rectify_due)):
+            if what not in late or getattr(rect, f"{what}_escalated_at") is not None:
+                continue
+            setattr(rect, f"{what}_escalated_at", now)
+            _rect_event(session, rect, "system", f"escalate_{what}", f"due {due}", clock)
             _audit(
                 session,
                 "system",
                 "rating.rectification.escalate",
                 str(rect.id),
                 clock,
-                {"late": "contact"},
+                {"late": what},
                 target_type="rating_rectification",
             )
-            counts["contact_escalated"] += 1
-        if "rectify" in late and rect.rectify_escalated_at is None:
-            rect.rectify_escalated_at = now
-            _rect_event(session, rect, "system", "escalate_rectify", f"due {rect.rectify_due}", clock)
+            counts[f"{what}_escalated"] += 1
+        if (
+            rect.appeal == "pending"
+            and rect.appeal_at is not None
+            and _working_days_between(session, rect.appeal_at.astimezone(CHINA).date(), today) > appeal_days
+            and not repo.has_event(session, rect.id, "escalate_appeal")
+        ):
+            _rect_event(session, rect, "system", "escalate_appeal", f"filed {rect.appeal_at:%Y-%m-%d}", clock)
             _audit(
                 session,
                 "system",
-                "rating.rectification.escalate",
+                "rating.appeal.escalate",
                 str(rect.id),
                 clock,
-                {"late": "rectify"},
+                {"filed": rect.appeal_at.isoformat()},
                 target_type="rating_rectification",
             )
-            counts["rectify_escalated"] += 1
+            counts["appeal_escalated"] += 1
         if rect.state == "rectified" and rect.follow_up_until is not None and now > rect.follow_up_until:
             rect.state, rect.closed_at = "closed", now
             rect.version += 1
@@ -1065,11 +1145,13 @@ def remind(session: Session, *, clock: Clock, sealer: Sealer) -> int:
     now = clock.now()
     every = dt.timedelta(days=_setting(session, Setting.REMIND_AFTER_DAYS))
     sent = 0
-    for case in repo.due_reminders(
-        session, now, max_reminders=_setting(session, Setting.MAX_REMINDERS), limit=10_000
-    ):
+    max_reminders = _setting(session, Setting.MAX_REMINDERS)
+    for case in repo.due_reminders(session, now, max_reminders=max_reminders, limit=10_000):
         last = case.reminded_at or case.invited_at
         if last is None or now < last + every:
+            continue
+        if intake.application_standing(session, case.ref) is None:
+            case.reminders = max_reminders  # another system's case: nobody to remind here
             continue
         intake.rating_notice(session, case.ref, "reminder", sealer=sealer, clock=clock)
         case.reminders += 1
@@ -1127,8 +1209,10 @@ class _Group:
             self.sums[k] += int(row[k] or 0)
         if row["w"] is not None:
             self.days[int(row["w"])] += int(row["cases"] or 0)
-        if row["label"] is not None and (not self.label or str(row["label"]) > self.label):
-            self.label = str(row["label"])
+
+    def named(self, label: Any) -> None:
+        if label is not None and (not self.label or str(label) > self.label):
+            self.label = str(label)
 
     def percentile(self, q: float) -> float | None:
         """Nearest-rank percentile of the working days."""
@@ -1157,7 +1241,7 @@ class _Group:
             visits_per_case=_ratio(s["visits"], s["applications"]),
             exempted_share=_ratio(s["materials_exempted"], s["materials_total"]),
             first_pass_rate=_ratio(s["first_pass"], s["first_pass_known"]),
-            rating_rate=_ratio(s["rated"], s["cases"]),
+            rating_rate=_ratio(s["only_rateable_rated"], s["only_rateable"]),
             satisfaction_rate=_ratio(s["satisfied"], s["counted"]),
             bad_rate=_ratio(s["bad"], s["first_counted"]),
             rectification_rate=_ratio(s["rectified"], s["bad"]),
@@ -1170,22 +1254,38 @@ class _Group:
         )
 
 
+def compute_many(
+    session: Session, filters: Filters, dims: Sequence[str]
+) -> tuple[IndicatorValues, dict[str, list[IndicatorValues]]]:
+    """Every indicator for the filter, in total and per group of each grouping in ``dims``, from one scan
+    of the fact table (no permission check and no cache: for jobs and publishing)."""
+    unknown = [d for d in dims if d not in repo.GROUPS]
+    if unknown:
+        raise InvalidInput(f"group_by: one of {', '.join(repo.GROUPS)}")
+    total = _Group()
+    groups: dict[str, dict[str | None, _Group]] = {d: {} for d in dims}
+    for row in repo.aggregates(session, filters, dims):
+        total.add(row)
+        for d in dims:
+            key = None if row[f"g_{d}"] is None else str(row[f"g_{d}"])
+            group = groups[d].setdefault(key, _Group())
+            group.add(row)
+            group.named(row[f"l_{d}"])
+    out: dict[str, list[IndicatorValues]] = {}
+    for d in dims:
+        values = [g.values(key) for key, g in groups[d].items()]
+        values.sort(key=lambda v: (v.group is None, v.group or ""))
+        out[d] = values
+    return total.values(None), out
+
+
 def compute(
     session: Session, filters: Filters, group_by: str | None
 ) -> tuple[IndicatorValues, list[IndicatorValues]]:
     """Every indicator for the filter, in total and per group, from one scan of the fact table (no
     permission check and no cache: for jobs and publishing)."""
-    if group_by is not None and group_by not in repo.GROUPS:
-        raise InvalidInput(f"group_by: one of {', '.join(repo.GROUPS)}")
-    total, groups = _Group(), dict[str | None, _Group]()
-    for row in repo.aggregates(session, filters, group_by):
-        total.add(row)
-        if group_by is not None:
-            key = None if row["g"] is None else str(row["g"])
-            groups.setdefault(key, _Group()).add(row)
-    out = [g.values(key) for key, g in groups.items()]
-    out.sort(key=lambda v: (v.group is None, v.group or ""))
-    return total.values(None), out
+    total, groups = compute_many(session, filters, [group_by] if group_by is not None else [])
+    return total, groups.get(group_by, []) if group_by is not None else []
 
 
 # --- a short cache of computed indicators -------------------------------------------------------------
@@ -1212,23 +1312,73 @@ def _changed(session: Session) -> None:
         sa_event.listen(session, "after_commit", bump, once=True)
 
 
-def _cached(key: tuple[Any, ...], produce: Callable[[], Any]) -> Any:
-    now = time.monotonic()
-    hit = _cache.get(key)
-    if hit is not None and hit[1] == _generation[0] and now - hit[0] < CACHE_SECONDS:
+#: Requests for the same figures wait for the one computing them instead of computing them again.
+_LOCKS = [threading.Lock() for _ in range(64)]
+
+
+def _cached(
+    key: tuple[Any, ...], produce: Callable[[], Any], *, seconds: float = CACHE_SECONDS, writes: bool = True
+) -> Any:
+    """``produce()`` once per ``seconds`` per key; ``writes=False`` keeps it across this domain's writes
+    (lists of departments and items, which only grow)."""
+
+    def fresh() -> Any:
+        hit = _cache.get(key)
+        if hit is None or time.monotonic() - hit[0] >= seconds:
+            return None
+        if writes and hit[1] != _generation[0]:
+            return None
+        return hit
+
+    hit = fresh()
+    if hit is not None:
         return hit[2]
-    generation = _generation[0]
-    value = produce()
-    if len(_cache) >= _CACHE_MAX:
-        _cache.clear()
-    _cache[key] = (now, generation, value)
-    return value
+    with _LOCKS[hash(key) % len(_LOCKS)]:
+        hit = fresh()  # computed by another request while this one waited
+        if hit is not None:
+            return hit[2]
+        generation = _generation[0]
+        value = produce()
+        if len(_cache) >= _CACHE_MAX:
+            _cache.clear()
+        _cache[key] = (time.monotonic(), generation, value)
+        return value
 
 
 def clear_cache() -> None:
     """Forget every cached figure (tests, and after bulk loads)."""
     _cache.clear()
     _generation[0] += 1
+
+
+def dashboard(
+    session: Session, principal: Principal, filters: Filters, *, group_by: str | None, clock: Clock
+) -> tuple[IndicatorReport, list[IndicatorValues], list[IndicatorValues]]:
+    """What the dashboard shows: the indicators (per group of ``group_by``), and per month and per
+    department for its charts — one scan of the fact table for all three where the grouping is small."""
+    principal.require(MONITOR)
+    if group_by is not None and group_by not in repo.GROUPS:
+        raise InvalidInput(f"group_by: one of {', '.join(repo.GROUPS)}")
+    dims = ["month", "department"] + ([group_by] if group_by in ("kind", "channel") else [])
+
+    def produce() -> tuple[
+        IndicatorValues, list[IndicatorValues], list[IndicatorValues], list[IndicatorValues]
+    ]:
+        total, many = compute_many(session, filters, dims)
+        if group_by is None:
+            groups: list[IndicatorValues] = []
+        elif group_by in many:
+            groups = many[group_by]
+        else:
+            groups = compute(session, filters, group_by)[1]
+        return total, groups, many["month"], many["department"]
+
+    key = ("dashboard", str(session.get_bind().engine.url), filters.model_dump_json(), group_by)
+    total, groups, by_month, by_department = _cached(key, produce)
+    report = IndicatorReport(
+        filters=filters, group_by=group_by, total=total, groups=groups, computed_at=clock.now()
+    )
+    return report, by_month, by_department
 
 
 def indicators(
@@ -1302,13 +1452,17 @@ CSV_COLUMNS = [
 ]
 
 
+def check_export(principal: Principal, only: str | None) -> None:
+    principal.require(MONITOR)
+    if only is not None and only not in repo.ONLY:
+        raise InvalidInput(f"only: one of {', '.join(repo.ONLY)}")
+
+
 def export_rows(
     session: Session, principal: Principal, filters: Filters, *, only: str | None = None
 ) -> Iterator[list[Any]]:
     """The header and every case of the filter, for CSV (no personal data: no rater, no text)."""
-    principal.require(MONITOR)
-    if only is not None and only not in repo.ONLY:
-        raise InvalidInput(f"only: one of {', '.join(repo.ONLY)}")
+    check_export(principal, only)
     yield list(CSV_COLUMNS)
     for row in repo.case_stream(session, filters, only=only):
         yield [row[c] for c in CSV_COLUMNS]
@@ -1459,7 +1613,19 @@ def period_range(period: str) -> tuple[dt.date, dt.date]:
     return _month_range(period)
 
 
-def check_alerts(session: Session, period: str, *, clock: Clock) -> list[AlertOut]:
+#: An indicator is compared with its band only over at least this many cases (a few cases on the first
+#: day of a month say nothing).
+ALERT_MIN_CASES = 20
+
+
+def previous_month(clock: Clock) -> str:
+    first = _today(clock).replace(day=1)
+    return (first - dt.timedelta(days=1)).strftime("%Y-%m")
+
+
+def check_alerts(
+    session: Session, period: str, *, clock: Clock, min_cases: int = ALERT_MIN_CASES
+) -> list[AlertOut]:
     """Compare the period's indicators with every target and raise an alert for each that left its band
     (once per indicator, scope and period). Idempotent; run daily (``tongban quality alerts``)."""
     if len(period) != 7 or "-Q" in period:
@@ -1477,7 +1643,7 @@ def check_alerts(session: Session, period: str, *, clock: Clock) -> list[AlertOu
     raised = []
     for t in targets:
         values = by_scope.get(t.scope, {}).get(t.scope_value)
-        if values is None:
+        if values is None or values.cases < min_cases:
             continue
         value = getattr(values, t.indicator)
         if not _outside(value, t.low, t.high) or repo.alert(
@@ -1617,6 +1783,6 @@ def choices(session: Session, principal: Principal) -> dict[str, list[tuple[str,
         }
 
     found: dict[str, list[tuple[str, str]]] = _cached(
-        ("choices", str(session.get_bind().engine.url)), produce
+        ("choices", str(session.get_bind().engine.url)), produce, seconds=600.0, writes=False
     )
     return found

@@ -101,7 +101,7 @@ def generate(session: Session, *, clock: Clock, cases: int = 3000, seed: int = 7
             longest_step=rng.choice(("accept", "review", "decide")) if kind == "application" else "",
             longest_step_hours=rng.randint(1, 24 * max(1, work)),
             rate_until=closed_at + dt.timedelta(days=15),
-            invited_at=closed_at,
+            invited_at=None,  # no invitation went out for synthetic cases
             reminders=0,
             created_at=now,
             updated_at=now,

@@ -75,6 +75,8 @@ class Setting(StrEnum):
     FOLLOW_UP_DAYS = "follow_up_days"
     #: Minutes after an in-person visit a terminal may still take its rating.
     VISIT_WINDOW_MINUTES = "visit_window_minutes"
+    #: A pending appeal is escalated when the supervisor has not decided it within this many working days.
+    APPEAL_WORKING_DAYS = "appeal_working_days"
 
 
 SETTING_DEFAULTS: dict[Setting, int] = {
@@ -85,6 +87,7 @@ SETTING_DEFAULTS: dict[Setting, int] = {
     Setting.RECTIFY_WORKING_DAYS: 15,
     Setting.FOLLOW_UP_DAYS: 15,
     Setting.VISIT_WINDOW_MINUTES: 60 * 24,
+    Setting.APPEAL_WORKING_DAYS: 5,
 }
 SETTING_RANGE: dict[Setting, tuple[int, int]] = {
     Setting.WINDOW_DAYS: (1, 365),
@@ -94,6 +97,7 @@ SETTING_RANGE: dict[Setting, tuple[int, int]] = {
     Setting.RECTIFY_WORKING_DAYS: (1, 60),
     Setting.FOLLOW_UP_DAYS: (1, 60),
     Setting.VISIT_WINDOW_MINUTES: (5, 60 * 24 * 7),
+    Setting.APPEAL_WORKING_DAYS: (1, 30),
 }
 
 

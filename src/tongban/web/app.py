@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import tongban
@@ -93,6 +93,16 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def integrity(request: Request, exc: IntegrityError) -> Response:
         log.warning("integrity_error", error=str(exc.orig)[:300])
         return problem(409, "conflict", "Conflict", "the change conflicts with a concurrent one; retry it")
+
+    @app.exception_handler(DataError)
+    async def bad_data(request: Request, exc: DataError) -> Response:
+        # A value the database cannot hold (a NUL character, a number out of range): the caller's input.
+        log.warning("data_error", error=str(exc.orig)[:300])
+        detail = "a value is not acceptable to the database (out of range, or a NUL character)"
+        if _wants_json(request):
+            return problem(422, "invalid-input", "Invalid input", detail)
+        lang = language(request)
+        return _html_error(request, 422, lang.gettext("Invalid input"), detail)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

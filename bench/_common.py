@@ -6,20 +6,25 @@ Not a benchmark itself. The scripts in this folder put ``bench/`` on ``sys.path`
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
 import platform
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
+import httpx
 import psycopg
 from psycopg import sql
 
@@ -197,3 +202,58 @@ def platform_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, s
     env["TONGBAN_DATABASE_URL"] = database_url
     env.update(extra)
     return env
+
+
+# --- a server for the HTTP benchmarks ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server_process(
+    command: Sequence[str], env: dict[str, str], cwd: Path, log: IO[bytes]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run the platform's server as a child process for the benchmark's duration (stopped, then killed)."""
+    proc = subprocess.Popen(
+        list(command),
+        env={**env, "PYTHONFAULTHANDLER": "1"},
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def wait_ready(base_url: str, proc: subprocess.Popen[bytes], tries: int) -> None:
+    with httpx.Client(base_url=base_url, timeout=2.0) as client:
+        for _ in range(tries):
+            if proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {proc.returncode} before it was ready")
+            with contextlib.suppress(httpx.TransportError):
+                if client.get("/readyz").status_code == 200:
+                    return
+            time.sleep(0.2)
+    raise RuntimeError(f"/readyz did not answer 200 after {tries} tries")
+
+
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[float, float]:
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / CLOCK_TICK, sum(values) / CLOCK_TICK

@@ -35,7 +35,6 @@ import gzip
 import math
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,7 +49,17 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from _common import machine, percentile, platform_env, tongban_executable
+from _common import (
+    CLOCK_TICK,
+    free_port,
+    machine,
+    machine_cpu,
+    percentile,
+    platform_env,
+    server_process,
+    tongban_executable,
+    wait_ready,
+)
 from sqlalchemy import Engine, make_url, text
 from stdnum.cn import ric
 
@@ -257,13 +266,7 @@ def bench_database(url_arg: str, data_dir: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
+@contextlib.contextmanager
 def running_server(
     env: dict[str, str], cwd: Path, log: IO[bytes], workers: int
 ) -> Iterator[subprocess.Popen[bytes]]:
@@ -275,39 +278,8 @@ def running_server(
             "--host", env["TONGBAN_HOST"], "--port", env["TONGBAN_PORT"], "--workers", str(workers),
             "--proxy-headers", "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
-    proc = subprocess.Popen(
-        command,
-        env={**env, "PYTHONFAULTHANDLER": "1"},
-        cwd=cwd,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    with server_process(command, env, cwd, log) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
-def wait_ready(base_url: str, proc: subprocess.Popen[bytes], tries: int) -> None:
-    with httpx.Client(base_url=base_url, timeout=2.0) as client:
-        for _ in range(tries):
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {proc.returncode} before it was ready")
-            with contextlib.suppress(httpx.TransportError):
-                if client.get("/readyz").status_code == 200:
-                    return
-            time.sleep(0.2)
-    raise RuntimeError(f"/readyz did not answer 200 after {tries} tries")
-
-
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu(pid: int) -> float:
@@ -323,12 +295,6 @@ def tree_cpu(pid: int) -> float:
         if pid in (proc_pid, ppid):
             total += (int(fields[11]) + int(fields[12])) / CLOCK_TICK
     return total
-
-
-def machine_cpu() -> tuple[float, float]:
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    idle = values[3] + values[4]
-    return (sum(values) - idle) / CLOCK_TICK, sum(values) / CLOCK_TICK
 
 
 # --- the load --------------------------------------------------------------------------------------------

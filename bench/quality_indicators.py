@@ -44,10 +44,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import math
-import os
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,7 +55,6 @@ import urllib.parse
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -65,7 +62,17 @@ from typing import IO, Any
 
 import chinese_calendar
 import httpx
-from _common import machine, percentile, platform_env, tongban_executable
+from _common import (
+    CLOCK_TICK,
+    free_port,
+    machine,
+    machine_cpu,
+    percentile,
+    platform_env,
+    server_process,
+    tongban_executable,
+    wait_ready,
+)
 from sqlalchemy import Connection, Engine, event, make_url, select, text
 from sqlalchemy.orm import Session
 
@@ -1137,47 +1144,10 @@ def analyst(engine: Engine) -> tuple[auth.Principal, str]:
     return principal, token
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
+@contextlib.contextmanager
 def running_server(env: dict[str, str], cwd: Path, log: IO[bytes]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [tongban_executable(), "serve"],
-        env={**env, "PYTHONFAULTHANDLER": "1"},
-        cwd=cwd,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    with server_process([tongban_executable(), "serve"], env, cwd, log) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
-def wait_ready(base_url: str, proc: subprocess.Popen[bytes], tries: int) -> None:
-    with httpx.Client(base_url=base_url, timeout=2.0) as client:
-        for _ in range(tries):
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {proc.returncode} before it was ready")
-            with contextlib.suppress(httpx.TransportError):
-                if client.get("/readyz").status_code == 200:
-                    return
-            time.sleep(0.2)
-    raise RuntimeError(f"/readyz did not answer 200 after {tries} tries")
-
-
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _stats() -> Iterator[tuple[int, str, list[str]]]:
@@ -1206,12 +1176,6 @@ def postgres_cpu() -> float:
         if int(f[1]) not in pids:  # the postmaster
             total += (int(f[13]) + int(f[14])) / CLOCK_TICK
     return total
-
-
-def machine_cpu() -> tuple[float, float]:
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    idle = values[3] + values[4]
-    return (sum(values) - idle) / CLOCK_TICK, sum(values) / CLOCK_TICK
 
 
 @dataclass

@@ -7,8 +7,10 @@ gets the stored response, a reuse of the key for a different request is a 409 co
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tongban.core.clock import Clock
@@ -68,3 +70,44 @@ def remember(
         )
     )
     session.flush()
+
+
+def once(
+    session: Session,
+    *,
+    actor: str,
+    key: str,
+    path: str,
+    body: bytes,
+    clock: Clock,
+    run: Callable[[], str],
+) -> str:
+    """Run ``run`` (a form's work, returning a short result: a receipt number, the address to go to next)
+    once per form key and actor. The key is claimed before anything is stored, so a second request with
+    it waits for the first and then gets the first one's result; a refusal of ``run`` undoes the claim, so
+    the form may be sent again."""
+    try:
+        with session.begin_nested():
+            remember(
+                session,
+                key=key,
+                actor=actor,
+                method="POST",
+                path=path,
+                body=body,
+                status=303,
+                response_body="",
+                clock=clock,
+            )
+            result = run()
+            claim = session.get(IdempotencyRecord, (key, actor))
+            if claim is not None:
+                claim.body = result
+    except IntegrityError:
+        earlier = lookup(session, key=key, actor=actor, method="POST", path=path, body=body)
+        if earlier is None or not earlier.body:
+            raise Conflict(
+                "this form is being submitted already; reload the page to see the result"
+            ) from None
+        return earlier.body
+    return result

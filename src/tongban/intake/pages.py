@@ -8,7 +8,6 @@ and adds table rows in place.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -20,7 +19,6 @@ from babel.numbers import format_decimal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 
@@ -44,7 +42,6 @@ from tongban.core.http import (
 )
 from tongban.core.i18n import Language
 from tongban.core.messages import N_
-from tongban.core.models import IdempotencyRecord
 from tongban.intake import deadlines, formdef, notices, service
 from tongban.intake.schemas import (
     ApplicationForm,
@@ -480,9 +477,7 @@ def _receipt_of(session: Session, principal: auth.Principal, key: str, path: str
     stored = idempotency.lookup(
         session, key=key, actor=principal.username, method="POST", path=path, body=code.encode()
     )
-    if stored is None or not stored.body:
-        return None
-    return str(json.loads(stored.body)["receipt_no"])
+    return stored.body or None if stored is not None else None
 
 
 def submit_once(
@@ -495,34 +490,11 @@ def submit_once(
     clock: Clock,
     submit: Callable[[], str],
 ) -> str:
-    """Run ``submit`` (which stores and returns a receipt number) once per form key (``core.idempotency``):
-    the key is claimed before anything is stored, so a second request with it waits for the first and then
-    gets the first one's receipt. Used by the item and the bundle pages."""
-    try:
-        with session.begin_nested():
-            idempotency.remember(
-                session,
-                key=key,
-                actor=principal.username,
-                method="POST",
-                path=path,
-                body=code.encode(),
-                status=303,
-                response_body="",
-                clock=clock,
-            )
-            receipt = submit()
-            claim = session.get(IdempotencyRecord, (key, principal.username))
-            if claim is not None:
-                claim.body = json.dumps({"receipt_no": receipt})
-    except IntegrityError:
-        earlier = _receipt_of(session, principal, key, path, code)
-        if earlier is None:
-            raise Conflict(
-                "this form is being submitted already; reload the page to see the result"
-            ) from None
-        return earlier
-    return receipt
+    """Run ``submit`` (which stores and returns a receipt number) once per form key
+    (:func:`tongban.core.idempotency.once`). Used by the item and the bundle pages."""
+    return idempotency.once(
+        session, actor=principal.username, key=key, path=path, body=code.encode(), clock=clock, run=submit
+    )
 
 
 @router.post("/intake/items/{code}/apply", dependencies=[Depends(csrf_form)])

@@ -18,7 +18,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
@@ -39,7 +38,6 @@ from tongban.core.http import (
 )
 from tongban.core.i18n import Language
 from tongban.core.llm import ChatModel, get_chat_model
-from tongban.core.models import IdempotencyRecord
 from tongban.rating import service
 from tongban.rating.reasons import REASON_TEXT
 from tongban.rating.schemas import (
@@ -195,31 +193,9 @@ def submit_once(
     if not _key_ok(key):
         with session.begin_nested():
             return run()
-    try:
-        with session.begin_nested():
-            idempotency.remember(
-                session,
-                key=key,
-                actor=principal.username,
-                method="POST",
-                path=path,
-                body=path.encode(),
-                status=303,
-                response_body="",
-                clock=clock,
-            )
-            target = run()
-            claim = session.get(IdempotencyRecord, (key, principal.username))
-            if claim is not None:
-                claim.body = target
-    except IntegrityError:
-        earlier = _earlier(session, principal, key, path)
-        if earlier is None:
-            raise Conflict(
-                "this form is being submitted already; reload the page to see the result"
-            ) from None
-        return earlier
-    return target
+    return idempotency.once(
+        session, actor=principal.username, key=key, path=path, body=path.encode(), clock=clock, run=run
+    )
 
 
 # --- rating --------------------------------------------------------------------------------------------

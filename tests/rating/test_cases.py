@@ -242,6 +242,9 @@ def test_pain_points_name_the_department_and_reasons(
     assert report["bad"] == 1
     reasons = {r["reason"] for r in report["reasons"]}
     assert {"attitude", "repeat_materials"} <= reasons
+    for row in report["concentrations"] + report["predictors"]:
+        assert row["low"] <= row["bad_rate"] <= row["high"]
+        assert row["share_of_bad"] == row["bad"] / report["bad"]
 
 
 def test_targets_raise_alerts_once_and_results_are_published(

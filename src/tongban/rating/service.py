@@ -1468,19 +1468,21 @@ def export_rows(
         yield [row[c] for c in CSV_COLUMNS]
 
 
-def _pain(c: stats.Concentration | stats.Predictor, significant: bool | None = None) -> PainPointOut:
+def _pain(c: stats.Concentration | stats.Predictor, all_bad: int) -> PainPointOut:
+    """One row of the pain-point report; predictors get the same interval and share as concentrations."""
+    low, high = stats.wilson(c.bad, c.rated)
     return PainPointOut(
         factor=c.factor,
         value=c.value,
         rated=c.rated,
-        bad=getattr(c, "bad", round(c.bad_rate * c.rated)),
+        bad=c.bad,
         bad_rate=c.bad_rate,
         rest_rate=c.rest_rate,
         risk_ratio=c.risk_ratio,
-        low=getattr(c, "low", 0.0),
-        high=getattr(c, "high", 1.0),
-        share_of_bad=getattr(c, "share_of_bad", 0.0),
-        significant=significant,
+        low=low,
+        high=high,
+        share_of_bad=c.bad / all_bad if all_bad else 0.0,
+        significant=c.significant if isinstance(c, stats.Predictor) else None,
     )
 
 
@@ -1501,10 +1503,10 @@ def _pain_points(session: Session, filters: Filters, min_rated: int) -> PainPoin
     bad = sum(b for _, _, b in groups["kind"])
     conc: list[PainPointOut] = []
     for name in ("item", "department", "channel", "longest_step"):
-        conc.extend(_pain(c) for c in stats.concentrations(name, groups[name], min_rated=min_rated)[:10])
+        conc.extend(_pain(c, bad) for c in stats.concentrations(name, groups[name], min_rated=min_rated)[:10])
     conc.sort(key=lambda p: (-p.low, -p.share_of_bad))
     preds = [
-        _pain(p, p.significant)
+        _pain(p, bad)
         for p in stats.predictors(
             {k: v for k, v in groups.items() if k not in ("item",)}, min_rated=max(min_rated, 20)
         )

@@ -11,8 +11,8 @@ from importlib import resources
 import pytest
 from markupsafe import Markup
 
-from tongban.rating import charts
-from tongban.rating.charts import bar_chart, distribution_bar, line_chart, shares
+from tongban.core import charts
+from tongban.core.charts import bar_chart, distribution_bar, line_chart, shares
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 SVG = "{http://www.w3.org/2000/svg}"

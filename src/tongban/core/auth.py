@@ -49,6 +49,12 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "rating:rectify",
             "rating:supervise",
             "rating:monitor",
+            "hotline:intake",
+            "hotline:handle",
+            "hotline:handle_any",
+            "hotline:supervise",
+            "hotline:analyse",
+            "hotline:admin",
             "audit:read",
             "accounts:manage",
         }
@@ -79,6 +85,17 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "rating_terminal": frozenset({"rating:terminal"}),
     #: Another system (a hotline, a hall's queue system) that registers its cases for rating.
     "rating_system": frozenset({"rating:cases"}),
+    #: A 12345 operator (话务员): takes tickets in, classifies and dispatches them, answers directly, makes
+    #: return visits.
+    "hotline_operator": frozenset({"hotline:intake"}),
+    #: Decides returns (改派), merges duplicates, watches deadlines, reads the three rates; acts for units.
+    "hotline_supervisor": frozenset(
+        {"hotline:intake", "hotline:supervise", "hotline:analyse", "hotline:handle", "hotline:handle_any"}
+    ),
+    #: Reads hotspots, the sentiment index and the three rates.
+    "hotline_analyst": frozenset({"hotline:analyse"}),
+    #: Manages the taxonomy, units, dispatch catalogue, Open311 services and keys, settings and models.
+    "hotline_admin": frozenset({"hotline:admin", "hotline:analyse"}),
 }
 
 #: Sign-in throttling: this many failures for one username within the window lock it for the window.
@@ -124,11 +141,21 @@ class Principal:
 ANONYMOUS = Principal(account_id=None, username="anonymous", display_name="")
 
 
+def system_principal(name: str, permissions: frozenset[str]) -> Principal:
+    """The platform itself acting in another domain (a job, the hotline registering its cases for
+    rating): authenticated as account 0, which is never a real account (ids start at 1)."""
+    return Principal(account_id=0, username=name, display_name=name, permissions=permissions)
+
+
 #: A role ``intake_lane:<lane>`` lets an officer act in that lane of items' own processes (e.g. a
 #: department's lane ``dept_market`` of a process with parallel departments) and read profiles.
 LANE_ROLE = "intake_lane:"
 _LANE_ROLE = re.compile(r"^intake_lane:[a-z][a-z0-9_]{0,39}$")
 
+
+#: A role ``hotline_unit:<code>`` handles the tickets dispatched to that hotline unit (承办单位).
+HOTLINE_UNIT_ROLE = "hotline_unit:"
+_HOTLINE_UNIT_ROLE = re.compile(r"^hotline_unit:[A-Za-z0-9_.:-]{1,64}$")
 
 #: A role ``quality_unit:<unit>`` handles the rectification of bad reviews of that unit (as the cases
 #: name it, e.g. ``quality_unit:市市场监督管理局``).
@@ -137,7 +164,12 @@ _UNIT_ROLE = re.compile(r"^quality_unit:[^:\s][^:]{0,199}$")
 
 
 def _known_role(role: str) -> bool:
-    return role in ROLE_PERMISSIONS or bool(_LANE_ROLE.match(role)) or bool(_UNIT_ROLE.match(role))
+    return (
+        role in ROLE_PERMISSIONS
+        or bool(_LANE_ROLE.match(role))
+        or bool(_UNIT_ROLE.match(role))
+        or bool(_HOTLINE_UNIT_ROLE.match(role))
+    )
 
 
 def permissions_for(roles: list[str] | tuple[str, ...]) -> frozenset[str]:
@@ -147,6 +179,8 @@ def permissions_for(roles: list[str] | tuple[str, ...]) -> frozenset[str]:
             granted |= {"intake:profiles", "intake:lane:" + role[len(LANE_ROLE) :]}
         if _UNIT_ROLE.match(role):
             granted.add("rating:rectify")
+        if _HOTLINE_UNIT_ROLE.match(role):
+            granted.add("hotline:handle")
         granted |= ROLE_PERMISSIONS.get(role, frozenset())
     return frozenset(granted)
 

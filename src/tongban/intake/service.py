@@ -2946,3 +2946,34 @@ def rating_notice(session: Session, receipt_no: str, what: str, *, sealer: Seale
     if application is None:
         raise NotFound(f"no application {receipt_no}")
     _notify(session, application, notices.RATING_PREFIX + what, sealer=sealer, clock=clock)
+
+
+def queue_message(
+    session: Session,
+    *,
+    channel: str,
+    to: str,
+    event: str,
+    text: str,
+    subject: str = "",
+    sealer: Sealer,
+    clock: Clock,
+) -> str:
+    """Queue an SMS (``channel`` ``sms``) or an email (``email``) for another domain (the hotline's notices
+    to requesters) in the caller's transaction; delivered by the outbox worker. Returns the message id."""
+    if channel == outbox.SMS:
+        payload: dict[str, Any] = {"text": text}
+    elif channel == outbox.EMAIL:
+        payload = {"subject": subject or text[:60], "body": text}
+    else:
+        raise ValueError(f"not a notice channel: {channel!r}")
+    return outbox.enqueue(
+        session,
+        channel=channel,
+        target=to,
+        event=event,
+        payload=payload,
+        application_id=None,
+        sealer=sealer,
+        clock=clock,
+    ).id

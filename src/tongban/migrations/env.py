@@ -8,6 +8,7 @@ from sqlalchemy import engine_from_config, pool
 import tongban.catalog.models
 import tongban.consult.models
 import tongban.core.models
+import tongban.hotline.models
 import tongban.intake.models
 import tongban.knowledge.models
 import tongban.rating.models
@@ -21,6 +22,7 @@ _models = (
     tongban.consult.models,
     tongban.intake.models,
     tongban.rating.models,
+    tongban.hotline.models,
 )
 
 

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, QueryParams
 
-from tongban.core import auth
+from tongban.core import auth, charts
 from tongban.core.clock import Clock
 from tongban.core.errors import DomainError, InvalidInput
 from tongban.core.http import (
@@ -40,7 +40,7 @@ from tongban.core.http import (
 )
 from tongban.core.i18n import Language
 from tongban.core.messages import N_
-from tongban.rating import charts, service
+from tongban.rating import service
 from tongban.rating.schemas import (
     AlertOut,
     Filters,

@@ -34,6 +34,7 @@ from tongban.intake import pages as intake_pages
 from tongban.intake import staff_pages as intake_staff_pages
 from tongban.knowledge import api as knowledge_api
 from tongban.knowledge import pages as knowledge_pages
+from tongban.hotline import api as hotline_api
 from tongban.rating import api as rating_api
 from tongban.rating import pages as rating_pages
 from tongban.rating import quality_pages as rating_quality_pages
@@ -167,6 +168,7 @@ def create_app(
         consult_api.router,
         intake_api.router,
         rating_api.router,
+        hotline_api.router,
         web_pages.router,
         catalog_pages.router,
         knowledge_pages.router,

@@ -1,0 +1,445 @@
+"""All SQL of the hotline domain. Rates and lists are plain aggregates over ``hotline_ticket``: the same
+statements run on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from tongban.hotline.models import (
+    Attachment,
+    Category,
+    DispatchRule,
+    Duplicate,
+    Event,
+    Example,
+    Model,
+    Service,
+    Setting,
+    Snapshot,
+    Ticket,
+    Unit,
+)
+
+# --- tickets ---------------------------------------------------------------------------------------------
+
+
+def ticket_by_ref(session: Session, ref: str, *, for_update: bool = False) -> Ticket | None:
+    stmt = select(Ticket).where(Ticket.ref == ref)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def ticket_by_token(session: Session, token: str) -> Ticket | None:
+    return session.scalars(select(Ticket).where(Ticket.token == token)).first()
+
+
+def tickets_by_ids(session: Session, ids: Iterable[int]) -> dict[int, Ticket]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    return {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_(wanted)))}
+
+
+def refs_of(session: Session, ids: Iterable[int]) -> dict[int, str]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = session.execute(select(Ticket.id, Ticket.ref).where(Ticket.id.in_(wanted)))
+    return {i: r or "" for i, r in rows}
+
+
+def children_of(session: Session, ticket_id: int, *, for_update: bool = False) -> list[Ticket]:
+    stmt = select(Ticket).where(Ticket.merged_into_id == ticket_id).order_by(Ticket.id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return list(session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class TicketQuery:
+    statuses: Sequence[str] = ()
+    units: Sequence[str] | None = None
+    enterprise: bool | None = None
+    overdue_at: dt.datetime | None = None
+    escalated: bool | None = None
+    region_code: str | None = None
+    category_prefix: str | None = None
+    channel: str | None = None
+    service_codes: Sequence[str] = ()
+    refs: Sequence[str] = ()
+    created_from: dt.datetime | None = None
+    created_to: dt.datetime | None = None
+    requester_account_id: int | None = None
+    text: str | None = None
+
+
+def _where(q: TicketQuery) -> list[ColumnElement[bool]]:
+    cond: list[ColumnElement[bool]] = []
+    if q.statuses:
+        cond.append(Ticket.status.in_(list(q.statuses)))
+    if q.units is not None:
+        unit_cond: list[ColumnElement[bool]] = [Ticket.lead_unit.in_(list(q.units))]
+        cond.append(or_(*unit_cond))
+    if q.enterprise is not None:
+        cond.append(Ticket.enterprise.is_(q.enterprise))
+    if q.overdue_at is not None:
+        cond.append(and_(Ticket.due_at.is_not(None), Ticket.due_at < q.overdue_at))
+    if q.escalated is not None:
+        cond.append(Ticket.escalated_at.is_not(None) if q.escalated else Ticket.escalated_at.is_(None))
+    if q.region_code:
+        cond.append(Ticket.region_code.startswith(q.region_code, autoescape=True))
+    if q.category_prefix:
+        cond.append(
+            or_(
+                Ticket.category_path == q.category_prefix,
+                Ticket.category_path.startswith(q.category_prefix + "/", autoescape=True),
+            )
+        )
+    if q.channel:
+        cond.append(Ticket.channel == q.channel)
+    if q.service_codes:
+        cond.append(Ticket.service_code.in_(list(q.service_codes)))
+    if q.refs:
+        cond.append(Ticket.ref.in_(list(q.refs)))
+    if q.created_from is not None:
+        cond.append(Ticket.created_at >= q.created_from)
+    if q.created_to is not None:
+        cond.append(Ticket.created_at < q.created_to)
+    if q.requester_account_id is not None:
+        cond.append(Ticket.requester_account_id == q.requester_account_id)
+    if q.text:
+        pattern = f"%{q.text}%"
+        cond.append(
+            or_(
+                Ticket.subject.like(pattern),
+                Ticket.body.like(pattern),
+                Ticket.address.like(pattern),
+                Ticket.ref == q.text,
+            )
+        )
+    return cond
+
+
+def find_tickets(
+    session: Session, q: TicketQuery, *, offset: int, limit: int, order: str = "due"
+) -> tuple[list[Ticket], int]:
+    cond = _where(q)
+    total = int(session.scalar(select(func.count()).select_from(Ticket).where(*cond)) or 0)
+    stmt = select(Ticket).where(*cond)
+    if order == "due":
+        stmt = stmt.order_by(Ticket.due_at.is_(None), Ticket.due_at, Ticket.id)
+    elif order == "new":
+        stmt = stmt.order_by(Ticket.id.desc())
+    else:
+        stmt = stmt.order_by(Ticket.id)
+    return list(session.scalars(stmt.offset(offset).limit(limit))), total
+
+
+def tickets_due_for_check(session: Session, statuses: Sequence[str], before: dt.datetime) -> list[Ticket]:
+    """Tickets a unit holds whose warning or escalation may be due (the deadline job)."""
+    stmt = (
+        select(Ticket)
+        .where(
+            Ticket.status.in_(list(statuses)),
+            Ticket.due_at.is_not(None),
+            or_(Ticket.warned_at.is_(None), Ticket.escalated_at.is_(None)),
+            Ticket.dispatched_at.is_not(None),
+            Ticket.dispatched_at < before,
+        )
+        .order_by(Ticket.due_at)
+    )
+    return list(session.scalars(stmt))
+
+
+def duplicate_candidates(
+    session: Session,
+    *,
+    since: dt.datetime,
+    exclude_id: int,
+    place_key: str,
+    region_code: str | None,
+    lat: float | None,
+    lon: float | None,
+    box: float,
+    statuses: Sequence[str],
+    limit: int = 200,
+) -> list[Ticket]:
+    """Open tickets since ``since`` at the same place: within the coordinate box, or with the same place key
+    (the road of the address), or in the same district when neither is known."""
+    near: list[ColumnElement[bool]] = []
+    if lat is not None and lon is not None:
+        near.append(
+            and_(
+                Ticket.lat.is_not(None),
+                Ticket.lat.between(lat - box, lat + box),
+                Ticket.lon.between(lon - box * 1.3, lon + box * 1.3),
+            )
+        )
+    if place_key:
+        near.append(Ticket.place_key == place_key)
+    if not near:
+        if region_code is None:
+            return []
+        near.append(and_(Ticket.region_code == region_code, Ticket.place_key == ""))
+    stmt = (
+        select(Ticket)
+        .where(
+            Ticket.created_at >= since,
+            Ticket.id != exclude_id,
+            Ticket.status.in_(list(statuses)),
+            Ticket.merged_into_id.is_(None),
+            or_(*near),
+        )
+        .order_by(Ticket.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def events_of(session: Session, ticket_id: int) -> list[Event]:
+    return list(session.scalars(select(Event).where(Event.ticket_id == ticket_id).order_by(Event.id)))
+
+
+def public_events_of(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[Event]]:
+    out: dict[int, list[Event]] = {i: [] for i in ticket_ids}
+    if ticket_ids:
+        stmt = (
+            select(Event)
+            .where(Event.ticket_id.in_(list(ticket_ids)), Event.public.is_(True))
+            .order_by(Event.ticket_id, Event.id)
+        )
+        for e in session.scalars(stmt):
+            out[e.ticket_id].append(e)
+    return out
+
+
+def attachments_of(session: Session, ticket_id: int) -> list[Attachment]:
+    stmt = select(Attachment).where(Attachment.ticket_id == ticket_id).order_by(Attachment.id)
+    return list(session.scalars(stmt))
+
+
+def duplicates_of(session: Session, ticket_id: int) -> list[Duplicate]:
+    stmt = (
+        select(Duplicate)
+        .where(or_(Duplicate.ticket_id == ticket_id, Duplicate.original_id == ticket_id))
+        .order_by(Duplicate.score.desc(), Duplicate.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def proposed_duplicates(session: Session, *, offset: int, limit: int) -> tuple[list[Duplicate], int]:
+    cond = Duplicate.status == "proposed"
+    total = int(session.scalar(select(func.count()).select_from(Duplicate).where(cond)) or 0)
+    stmt = select(Duplicate).where(cond).order_by(Duplicate.id.desc()).offset(offset).limit(limit)
+    return list(session.scalars(stmt)), total
+
+
+def duplicate(session: Session, duplicate_id: int, *, for_update: bool = False) -> Duplicate | None:
+    stmt = select(Duplicate).where(Duplicate.id == duplicate_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def duplicate_pair(session: Session, ticket_id: int, original_id: int) -> Duplicate | None:
+    stmt = select(Duplicate).where(Duplicate.ticket_id == ticket_id, Duplicate.original_id == original_id)
+    return session.scalars(stmt).first()
+
+
+# --- taxonomy, units, catalogue, services --------------------------------------------------------------
+
+
+def categories(session: Session, *, active_only: bool = False) -> list[Category]:
+    stmt = select(Category).order_by(Category.path)
+    if active_only:
+        stmt = stmt.where(Category.active.is_(True))
+    return list(session.scalars(stmt))
+
+
+def category(session: Session, path: str) -> Category | None:
+    return session.scalars(select(Category).where(Category.path == path)).first()
+
+
+def category_prefix_exists(session: Session, prefix: str) -> bool:
+    stmt = (
+        select(func.count())
+        .select_from(Category)
+        .where(
+            Category.active.is_(True),
+            or_(Category.path == prefix, Category.path.startswith(prefix + "/", autoescape=True)),
+        )
+    )
+    return bool(session.scalar(stmt))
+
+
+def units(session: Session, *, active_only: bool = False) -> list[Unit]:
+    stmt = select(Unit).order_by(Unit.code)
+    if active_only:
+        stmt = stmt.where(Unit.active.is_(True))
+    return list(session.scalars(stmt))
+
+
+def unit(session: Session, code: str) -> Unit | None:
+    return session.get(Unit, code)
+
+
+def rules(session: Session, *, active_only: bool = False) -> list[DispatchRule]:
+    stmt = select(DispatchRule).order_by(DispatchRule.category_path, DispatchRule.region_code)
+    if active_only:
+        stmt = stmt.where(DispatchRule.active.is_(True))
+    return list(session.scalars(stmt))
+
+
+def rule(session: Session, rule_id: int) -> DispatchRule | None:
+    return session.get(DispatchRule, rule_id)
+
+
+def rule_for_scope(session: Session, category_path: str, region_code: str) -> DispatchRule | None:
+    stmt = select(DispatchRule).where(
+        DispatchRule.category_path == category_path, DispatchRule.region_code == region_code
+    )
+    return session.scalars(stmt).first()
+
+
+def services(session: Session, *, active_only: bool = True) -> list[Service]:
+    stmt = select(Service).order_by(Service.code)
+    if active_only:
+        stmt = stmt.where(Service.active.is_(True))
+    return list(session.scalars(stmt))
+
+
+def service(session: Session, code: str) -> Service | None:
+    return session.get(Service, code)
+
+
+# --- settings, models, examples, snapshots -------------------------------------------------------------
+
+
+def settings(session: Session) -> dict[str, Any]:
+    return {s.key: s.value for s in session.scalars(select(Setting))}
+
+
+def setting_row(session: Session, key: str) -> Setting | None:
+    return session.get(Setting, key)
+
+
+def active_model(session: Session) -> Model | None:
+    stmt = select(Model).where(Model.active.is_(True)).order_by(Model.id.desc()).limit(1)
+    return session.scalars(stmt).first()
+
+
+def active_model_id(session: Session) -> int | None:
+    stmt = select(Model.id).where(Model.active.is_(True)).order_by(Model.id.desc()).limit(1)
+    value = session.scalar(stmt)
+    return int(value) if value is not None else None
+
+
+def model_by_id(session: Session, model_id: int) -> Model | None:
+    return session.get(Model, model_id)
+
+
+def models(session: Session, limit: int = 20) -> list[Model]:
+    stmt = select(Model).order_by(Model.id.desc()).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def deactivate_models(session: Session) -> None:
+    for m in session.scalars(select(Model).where(Model.active.is_(True))):
+        m.active = False
+
+
+def examples(session: Session) -> list[Example]:
+    return list(session.scalars(select(Example).order_by(Example.id)))
+
+
+def example_sources(session: Session, sources: Sequence[str]) -> set[str]:
+    if not sources:
+        return set()
+    stmt = select(Example.source).where(Example.source.in_(list(sources)))
+    return set(session.scalars(stmt))
+
+
+def confirmed_tickets(session: Session) -> list[tuple[int, str, str, str]]:
+    """``(id, subject, body, category_path)`` of every ticket whose category an operator confirmed."""
+    stmt = (
+        select(Ticket.id, Ticket.subject, Ticket.body, Ticket.category_path)
+        .where(Ticket.category_confirmed.is_(True), Ticket.category_path != "")
+        .order_by(Ticket.id)
+    )
+    return [(int(i), s or "", b or "", c) for i, s, b, c in session.execute(stmt)]
+
+
+def confirmed_since(session: Session, ticket_id: int) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(Ticket)
+        .where(Ticket.category_confirmed.is_(True), Ticket.id > ticket_id)
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def snapshot(session: Session, kind: str, period: str) -> Snapshot | None:
+    stmt = select(Snapshot).where(Snapshot.kind == kind, Snapshot.period == period)
+    return session.scalars(stmt).first()
+
+
+def snapshots(session: Session, kind: str, limit: int = 50) -> list[Snapshot]:
+    stmt = select(Snapshot).where(Snapshot.kind == kind).order_by(Snapshot.period.desc()).limit(limit)
+    return list(session.scalars(stmt))
+
+
+# --- the three rates -------------------------------------------------------------------------------------
+
+
+def rate_counts(
+    session: Session,
+    *,
+    group: Any,
+    created_from: dt.datetime | None,
+    created_to: dt.datetime | None,
+    satisfied_levels: Sequence[int],
+    units: Sequence[str] | None = None,
+) -> list[tuple[Any, int, int, int, int, int, int]]:
+    """Per group: ``(key, dispatched, responded in time, revisited, resolved, rated, satisfied)``.
+
+    A ticket counts for the unit that replied to it (else the unit holding it): dispatched tickets for the
+    response rate; return-visited ones for resolution; rated ones for satisfaction.
+    """
+    cond: list[ColumnElement[bool]] = [Ticket.dispatch_count > 0]
+    if created_from is not None:
+        cond.append(Ticket.created_at >= created_from)
+    if created_to is not None:
+        cond.append(Ticket.created_at < created_to)
+    unit_col = func.coalesce(Ticket.replied_by_unit, Ticket.lead_unit)
+    if units is not None:
+        cond.append(unit_col.in_(list(units)))
+    one = 1
+    cols: list[Any] = [
+        func.count(),
+        func.sum(case((Ticket.responded_on_time.is_(True), one), else_=0)),
+        func.sum(case((Ticket.resolved.is_not(None), one), else_=0)),
+        func.sum(case((Ticket.resolved.is_(True), one), else_=0)),
+        func.sum(case((Ticket.satisfaction.is_not(None), one), else_=0)),
+        func.sum(case((Ticket.satisfaction.in_(list(satisfied_levels)), one), else_=0)),
+    ]
+    if group is None:
+        row = session.execute(select(*cols).where(*cond)).one()
+        c = [int(v or 0) for v in row]
+        return [("", c[0], c[1], c[2], c[3], c[4], c[5])]
+    stmt = select(group.label("key"), *cols).where(*cond).group_by(group).order_by(group)
+    out: list[tuple[Any, int, int, int, int, int, int]] = []
+    for r in session.execute(stmt):
+        c = [int(v or 0) for v in r[1:]]
+        out.append((r[0], c[0], c[1], c[2], c[3], c[4], c[5]))
+    return out
+
+
+def unit_column() -> ColumnElement[Any]:
+    return func.coalesce(Ticket.replied_by_unit, Ticket.lead_unit)

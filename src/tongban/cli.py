@@ -37,6 +37,11 @@ from tongban.core.logging import configure_logging
 from tongban.core.tasks import purge_expired
 from tongban.core.workdays import YearSchedule
 from tongban.demo import amend_demo
+from tongban.hotline import classifier as hotline_classifier
+from tongban.hotline import demo as hotline_demo
+from tongban.hotline import evaluation as hotline_eval
+from tongban.hotline import service as hotline_service
+from tongban.hotline.cli import hotline_app
 from tongban.intake import service as intake_service
 from tongban.knowledge import evaluate as knowledge_eval
 from tongban.knowledge import ingest as knowledge_ingest
@@ -67,6 +72,7 @@ quality_app = typer.Typer(help="Ratings (评) and service-quality monitoring.", 
 app.add_typer(quality_app, name="quality")
 knowledge_app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
+app.add_typer(hotline_app, name="hotline")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -713,6 +719,107 @@ def eval_consult(
         )
 
 
+@eval_app.command("classify")
+def eval_classify(
+    train: Annotated[
+        Path,
+        typer.Option("--train", help="JSONL: id, subject, body, category (level 1 or level1/level2/level3)"),
+    ],
+    test: Annotated[Path, typer.Option("--test", help="JSONL with the same fields: the tickets scored")],
+    taxonomy: Annotated[
+        Path | None,
+        typer.Option(
+            "--taxonomy",
+            help="JSONL: level1, level2, level3 (default: ../shared/data/hotline_messages/taxonomy.jsonl "
+            "beside the repository, if present; else the category names alone)",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    body_chars: Annotated[
+        int, typer.Option("--body-chars", min=0, help="body characters embedded after the subject; 0: all")
+    ] = hotline_classifier.DEFAULT_BODY_CHARS,
+    cache: Annotated[
+        Path | None, typer.Option(help="embedding cache file kept between runs (default: in the data dir)")
+    ] = None,
+) -> None:
+    """Accuracy and macro-F1 of the hotline ticket classifier trained on one file and scored on another,
+    with the TF-IDF baseline measured on the same split."""
+    settings = get_settings()
+    for path in (train, test, *([taxonomy] if taxonomy else [])):
+        if not path.is_file():
+            raise _fail(f"{path}: no such file")
+    try:
+        train_rows = hotline_eval.load_labelled_jsonl(train)
+        test_rows = hotline_eval.load_labelled_jsonl(test)
+        taxonomy_file = taxonomy or hotline_eval.default_taxonomy_path()
+        paths = hotline_classifier.load_taxonomy_jsonl(taxonomy_file) if taxonomy_file else []
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    base = get_embedder(settings.embedding, settings.batch_threads())
+    if base is None:
+        raise _fail("eval classify needs the embedding model (TONGBAN_EMBEDDING=e5)")
+    embedder = hotline_eval.CachedEmbedder(
+        base, cache or settings.data_dir / "cache" / "eval-classify-embeddings.npz"
+    )
+
+    def progress(stage: str, n: int, total: int) -> None:
+        if sys.stderr.isatty():
+            err.print(f"{stage} {n}" + (f"/{total}" if total else ""), end="\r")
+
+    try:
+        report = hotline_eval.evaluate_classify(
+            train_rows,
+            test_rows,
+            embedder=embedder,
+            taxonomy=paths,
+            taxonomy_file=taxonomy_file,
+            body_chars=body_chars,
+            progress=progress,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        try:
+            embedder.save()
+        except OSError as exc:
+            err.print(f"[yellow]warning:[/] the embedding cache was not saved: {exc}")
+    if as_json:
+        out.print_json(json.dumps(report.as_dict(), ensure_ascii=False))
+        return
+    s, b = report.system, report.baseline
+    table = Table(
+        title=f"{report.train_tickets} training tickets, {report.test_tickets} test tickets, "
+        f"{len(report.train_counts)} categories, {report.taxonomy_paths} taxonomy paths"
+    )
+    for column in ("system", "accuracy", "macro-F1", "seconds"):
+        table.add_column(column)
+    for m in (s, b):
+        table.add_row(m.name, f"{m.accuracy:.3f}", f"{m.macro_f1:.3f}", f"{m.seconds:.1f}")
+    out.print(table)
+    classes = Table(title="F1 per category")
+    for column in ("category", "test tickets", "system P", "system R", "system F1", "baseline F1"):
+        classes.add_column(column)
+    peer = {c.category: c.f1 for c in b.per_class}
+    for c in s.per_class:
+        classes.add_row(
+            c.category,
+            str(c.support),
+            f"{c.precision:.3f}",
+            f"{c.recall:.3f}",
+            f"{c.f1:.3f}",
+            f"{peer.get(c.category, 0.0):.3f}",
+        )
+    out.print(classes)
+    if report.unseen_categories:
+        unseen = ", ".join(f"{c} ({n})" for c, n in report.unseen_categories.items())
+        out.print(f"test categories absent from training (counted as errors): {unseen}")
+    if report.path_tickets:
+        out.print(
+            f"path suggested right for {report.path_correct} of {report.path_tickets} "
+            "tickets labelled with a path"
+        )
+
+
 def _serve(settings: Settings, reload: bool = False) -> None:
     import uvicorn
 
@@ -761,6 +868,17 @@ def _demo_knowledge(engine: Engine, settings: Settings) -> None:
         knowledge_service.embed_missing(session, embedder)
 
 
+def _demo_hotline(engine: Engine, settings: Settings, clock: SystemClock) -> None:
+    """The demo hotline (taxonomy, units, catalogue, services, tickets) and a first classifier trained on
+    its labelled examples (seconds), unless one exists."""
+    with session_scope(make_sessionmaker(engine)) as session:
+        hotline_demo.seed(session, sealer=settings.sealer(), clock=clock)
+    embedder = knowledge_service.get_embedder(settings.embedding, settings.batch_threads())
+    with session_scope(make_sessionmaker(engine)) as session:
+        if not hotline_service.has_model(session):
+            hotline_service.train_model(session, hotline_demo.DEMO, embedder=embedder, clock=clock)
+
+
 def load_demo(settings: Settings) -> ImportReport:
     """Migrate, import the shipped demo guides and make sure demo accounts exist."""
     engine = _engine(settings)
@@ -780,6 +898,7 @@ def load_demo(settings: Settings) -> ImportReport:
     with session_scope(make_sessionmaker(engine)) as session:
         # A synthetic year of closed cases and ratings (refs DEMO-…) so the quality dashboards show something.
         rating_synthetic.generate(session, clock=clock)
+    _demo_hotline(engine, settings, clock)
     accounts_file = settings.data_dir / "demo-accounts.txt"
     if not accounts_file.exists():
         lines = []
@@ -799,6 +918,10 @@ def load_demo(settings: Settings) -> ImportReport:
                 ("analyst", ["quality_analyst"]),
                 ("unit", ["quality_officer"]),
                 ("terminal", ["rating_terminal"]),
+                ("operator", ["hotline_operator"]),
+                ("hlsupervisor", ["hotline_supervisor"]),
+                ("hlunit", ["hotline_unit:urban"]),
+                ("hladmin", ["hotline_admin"]),
             ):
                 password = secrets.token_urlsafe(12)
                 try:

@@ -16,7 +16,7 @@ import re
 import secrets
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -2046,18 +2046,6 @@ def _loaded_model(session: Session, embedder: Any) -> tuple[int, Any] | None:
         return model_id, _models[model_id]
 
 
-def _plain(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return _plain(asdict(value))
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float):
-        return round(value, 4)
-    return value
-
-
 def suggest(
     session: Session, principal: Principal, ref: str, *, embedder: Any, clock: Clock
 ) -> SuggestionOut:
@@ -2077,17 +2065,18 @@ def suggest(
             model_id=None,
         )
     model_id, model = loaded
-    s = model.suggest(t.subject, t.body)
-    path = getattr(s, "path", None) or getattr(s, "category", None)
+    d = model.suggest(t.subject, t.body).as_dict()
+    path = d["path"] or d["category"]
     if path and not t.suggested_path:
-        t.suggested_path = str(path)
-        t.suggested_confidence = float(getattr(s, "confidence", 0.0) or 0.0)
+        # Only a path the taxonomy has (a model may know labels the taxonomy dropped since).
+        t.suggested_path = str(path) if repo.category_prefix_exists(session, str(path)) else ""
+        t.suggested_confidence = float(d["confidence"])
     return SuggestionOut(
-        category=getattr(s, "category", None),
-        path=getattr(s, "path", None),
-        confidence=round(float(getattr(s, "confidence", 0.0) or 0.0), 4),
-        alternatives=[(str(c), round(float(p), 4)) for c, p in getattr(s, "alternatives", [])],
-        explanation=_plain(getattr(s, "explanation", {})) or {},
+        category=d["category"],
+        path=d["path"],
+        confidence=d["confidence"],
+        alternatives=[(str(c), float(p)) for c, p in d["alternatives"]],
+        explanation=d["explanation"],
         model_id=model_id,
     )
 
@@ -2176,3 +2165,7 @@ def retrain_due(session: Session) -> bool:
     active = repo.active_model(session)
     since = active.last_ticket_id if active is not None else 0
     return repo.confirmed_since(session, since) >= after
+
+
+def has_model(session: Session) -> bool:
+    return repo.active_model_id(session) is not None

@@ -1,0 +1,127 @@
+"""``tongban hotline ...``: the hotline's jobs and administration from the command line.
+
+Every command is one transaction; the scheduled ones (``deadlines``, ``train --if-due``) are idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from tongban.core import migrate
+from tongban.core.auth import system_principal
+from tongban.core.clock import SystemClock
+from tongban.core.config import Settings, get_settings
+from tongban.core.db import make_engine, make_sessionmaker, session_scope
+from tongban.core.errors import DomainError
+from tongban.hotline import service
+from tongban.hotline.vocab import ADMIN
+from tongban.knowledge import service as knowledge
+
+hotline_app = typer.Typer(
+    help="The 12345 hotline (接诉即办): taxonomy, classifier, deadlines.", no_args_is_help=True
+)
+out = Console()
+err = Console(stderr=True)
+#: Commands act as the platform's administrator of the hotline.
+_ADMIN = system_principal("cli", frozenset({ADMIN}))
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]{message}[/red]")
+    return typer.Exit(2)
+
+
+@contextmanager
+def _session(settings: Settings | None = None) -> Iterator[Session]:
+    settings = settings or get_settings()
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        if not migrate.is_current(engine):
+            raise _fail("the database schema is not current; run `tongban db upgrade` first")
+    except OperationalError as exc:
+        raise _fail(f"cannot reach the database: {exc.orig}") from None
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            yield session
+    except DomainError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        engine.dispose()
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The objects of a JSONL file; a clear message naming the line when one is not a JSON object."""
+    if not path.is_file():
+        raise _fail(f"{path}: no such file")
+    rows: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise _fail(f"{path}:{n}: not JSON ({exc.msg})") from None
+            if not isinstance(value, dict):
+                raise _fail(f"{path}:{n}: expected a JSON object")
+            rows.append(value)
+    return rows
+
+
+@hotline_app.command("import-taxonomy")
+def import_taxonomy(path: Annotated[Path, typer.Argument(help="JSONL with level1, level2, level3")]) -> None:
+    """Load the city's three-level taxonomy of requests (idempotent)."""
+    rows = read_jsonl(path)
+    with _session() as session:
+        n = service.import_taxonomy(session, rows, clock=SystemClock())
+    out.print(f"{n} taxonomy paths loaded")
+
+
+@hotline_app.command("import-examples")
+def import_examples(
+    path: Annotated[Path, typer.Argument(help="JSONL with id, subject, body, category (as labelled.jsonl)")],
+) -> None:
+    """Import labelled tickets the classifier learns from (idempotent per file name and id)."""
+    rows = read_jsonl(path)
+    with _session() as session:
+        n = service.import_examples(session, rows, source=path.name, clock=SystemClock())
+    out.print(f"{n} examples imported ({len(rows) - n} already there)")
+
+
+@hotline_app.command("train")
+def train(
+    if_due: Annotated[
+        bool, typer.Option("--if-due", help="only when enough tickets were confirmed since the last model")
+    ] = False,
+) -> None:
+    """Train the ticket classifier on the imported examples and every confirmed ticket (corrections by
+    operators feed back here); schedule ``--if-due`` daily."""
+    settings = get_settings()
+    embedder = knowledge.get_embedder(settings.embedding, settings.batch_threads())
+    with _session(settings) as session:
+        if if_due and not service.retrain_due(session):
+            out.print("not due: too few newly confirmed tickets")
+            return
+        row = service.train_model(session, _ADMIN, embedder=embedder, clock=SystemClock())
+        out.print(
+            f"model {row.id}: {row.examples} examples, {row.tickets} confirmed tickets; labels {row.labels}"
+        )
+
+
+@hotline_app.command("deadlines")
+def deadlines() -> None:
+    """Warn units and escalate overdue tickets, each once (idempotent; schedule it every few minutes)."""
+    with _session() as session:
+        report = service.check_deadlines(session, clock=SystemClock())
+    out.print(f"{len(report.warned)} warned, {len(report.escalated)} escalated")

@@ -31,7 +31,11 @@ from tongban.core.clock import Clock
 from tongban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from tongban.core.text import chinese_number
 from tongban.knowledge import repository as repo
-from tongban.knowledge.embedding import Embedder, from_bytes, text_hash, to_bytes
+from tongban.knowledge.embedding import E5Embedder as E5Embedder
+from tongban.knowledge.embedding import Embedder as Embedder
+from tongban.knowledge.embedding import Matrix as Matrix
+from tongban.knowledge.embedding import from_bytes, text_hash, to_bytes
+from tongban.knowledge.embedding import get_embedder as get_embedder
 from tongban.knowledge.index import IndexedEntry, IndexedPassage, SearchIndex, SearchOutcome
 from tongban.knowledge.index import SearchFilters as SearchFilters
 from tongban.knowledge.ingest import Section, SourceDocument, split_passages

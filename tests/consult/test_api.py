@@ -53,6 +53,9 @@ def test_consult_refusal_has_a_reason_and_a_way_forward(client: httpx.Client, kb
     assert data["reason"] in ("not_covered", "no_support")
     assert "12345" in data["reason_text"]
     assert data["answer"] == ""
+    # The way forward: the hotline's web form with the question prefilled.
+    assert data["handoff_url"].startswith("/hotline/new?content=")
+    assert "childcare" in data["handoff_url"]
 
 
 def test_a_retried_request_is_one_turn(client: httpx.Client, kb: None, session: Session) -> None:

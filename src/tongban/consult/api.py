@@ -48,7 +48,9 @@ def consult(
     forward. Send ``Idempotency-Key`` so a retried request does not become a second turn."""
 
     def produce() -> tuple[int, Any]:
-        return 200, service.consult(session, holder, principal, body, clock=clock, model=model)
+        return 200, service.consult(
+            session, holder, principal, body, clock=clock, model=model, handoff_base=service.HOTLINE_FORM
+        )
 
     return idempotent(request, session, principal, raw, produce)
 

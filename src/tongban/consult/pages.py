@@ -392,7 +392,9 @@ def ask(
     data, errors = validate(asked, service.list_agents(session, enabled_only=True), lang)
     if data is not None:
         try:
-            out = service.consult(session, holder, principal, data, clock=clock, model=model)
+            out = service.consult(
+                session, holder, principal, data, clock=clock, model=model, handoff_base=service.HOTLINE_FORM
+            )
         except DomainError as exc:
             session.rollback()
             errors = {"domain" if asked.domain else "question": exc.detail}
@@ -425,7 +427,9 @@ def ask_streamed(
         detail = " ".join(errors.values())
         return problem_response(422, "invalid-input", "Invalid input", detail, errors=errors)
     try:
-        out = service.consult(session, holder, principal, data, clock=clock, model=model)
+        out = service.consult(
+            session, holder, principal, data, clock=clock, model=model, handoff_base=service.HOTLINE_FORM
+        )
     except DomainError as exc:
         session.rollback()
         return problem_response(exc.status, exc.slug, exc.title, exc.detail)

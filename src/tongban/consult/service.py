@@ -593,6 +593,10 @@ def consult(
     return out
 
 
+#: The hotline's web form: a question the service cannot answer is handed to a person there (12345), with
+#: the question prefilled (personal numbers masked).
+HOTLINE_FORM = "/hotline/new"
+
 _HANDOFF_REASONS = {RefusalReason.NO_SUPPORT, RefusalReason.NOT_COVERED, RefusalReason.UNGROUNDED}
 
 

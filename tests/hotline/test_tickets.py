@@ -235,3 +235,83 @@ def test_bad_input_is_a_problem_not_a_500(client: httpx.Client, hl: dict[str, di
     )
     assert r.status_code == 409
     assert client.get("/api/v1/tickets/../etc", headers=hl["op.li"]).status_code == 404
+
+
+def test_a_retried_submission_is_one_ticket(client: httpx.Client, hl: dict[str, dict[str, str]]) -> None:
+    body = {"subject": "路灯不亮", "body": "建国路东段路灯不亮已经三天了。", "address": "北京市朝阳区建国路"}
+    headers = {**hl["citizen.chen"], "Idempotency-Key": "ticket-retry-0001"}
+    first = client.post("/api/v1/tickets", json=body, headers=headers)
+    again = client.post("/api/v1/tickets", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["ref"] == again.json()["ref"]
+    mine = client.get("/api/v1/me/tickets", headers=hl["citizen.chen"]).json()
+    assert [t["ref"] for t in mine["items"]] == [first.json()["ref"]]
+    other = client.post("/api/v1/tickets", json={**body, "subject": "别的"}, headers=headers)
+    assert other.status_code == 422 or other.status_code == 409
+
+
+def test_enterprise_requests_have_their_own_queue_and_faster_limits(
+    client: httpx.Client, hl: dict[str, dict[str, str]]
+) -> None:
+    citizen = new_ticket(client, hl["citizen.chen"], subject="拖欠工资", body="公司拖欠我两个月工资。")
+    firm = new_ticket(
+        client,
+        hl["citizen.zhao"],
+        subject="稳岗补贴未到账",
+        body="我公司申请的补贴三个月未到账，影响发放工资。",
+        enterprise=True,
+        enterprise_name="北京某某科技有限公司",
+    )
+    for t in (citizen, firm):
+        act(client, hl["op.li"], t["ref"], "classify", {"category_path": "劳动和社会保障/工资福利/拖欠工资"})
+        act(client, hl["op.li"], t["ref"], "dispatch", {"lead_unit": "labour"})
+    queue = client.get("/api/v1/tickets", params={"queue": "enterprise"}, headers=hl["u.labour"]).json()
+    assert [t["ref"] for t in queue["items"]] == [firm["ref"]]
+    both = client.get("/api/v1/tickets", headers=hl["u.labour"]).json()
+    assert {t["ref"] for t in both["items"]} == {citizen["ref"], firm["ref"]}
+    spans = {
+        t["ref"]: dt.datetime.fromisoformat(t["due_at"]) - dt.datetime.fromisoformat(t["dispatched_at"])
+        for t in both["items"]
+    }
+    assert spans[citizen["ref"]] == dt.timedelta(days=7)
+    assert spans[firm["ref"]] == dt.timedelta(days=3)
+    # Settings change the limits of later dispatches (audited, admins only).
+    r = client.put(
+        "/api/v1/hotline/settings", json={"enterprise_reply_hours": {"ordinary": 48}}, headers=hl["op.li"]
+    )
+    assert r.status_code == 403
+    r = client.put(
+        "/api/v1/hotline/settings", json={"enterprise_reply_hours": {"ordinary": 48}}, headers=hl["hl.admin"]
+    )
+    assert r.status_code == 200
+    assert r.json()["enterprise_reply_hours"]["ordinary"] == 48
+    assert r.json()["enterprise_reply_hours"]["utility"] == 12
+
+
+def test_helpers_add_notes_only_the_lead_replies_and_requesters_visit_their_own(
+    client: httpx.Client, hl: dict[str, dict[str, str]]
+) -> None:
+    t = new_ticket(
+        client, hl["citizen.chen"], subject="夜间施工", body="工地夜间施工噪音很大，凌晨还在作业。"
+    )
+    ref = t["ref"]
+    act(client, hl["op.li"], ref, "classify", {"category_path": "环境保护/噪声污染/施工噪音"})
+    t = act(client, hl["op.li"], ref, "dispatch", {})
+    assert (t["lead_unit"], t["helper_units"]) == ("env", ["cy"])
+    act(client, hl["u.env"], ref, "sign")
+    act(client, hl["u.cy"], ref, "notes", {"note": "街道已到现场核查，工地有夜间施工许可。"})
+    r = client.post(f"/api/v1/tickets/{ref}/reply", json={"reply": "已处理"}, headers=hl["u.cy"])
+    assert r.status_code == 403
+    act(client, hl["u.env"], ref, "contact-made", {"note": "已电话联系诉求人"})
+    act(client, hl["u.env"], ref, "reply", {"reply": "已责令工地夜间停止高噪声作业。"})
+    r = client.post(
+        f"/api/v1/tickets/{ref}/revisit",
+        json={"resolved": True, "satisfaction": 4},
+        headers=hl["citizen.zhao"],
+    )
+    assert r.status_code == 404
+    t = act(client, hl["citizen.chen"], ref, "revisit", {"resolved": True, "satisfaction": 4})
+    assert t["status"] == "closed"
+    detail = client.get(f"/api/v1/tickets/{ref}", headers=hl["op.li"]).json()
+    visit = next(e for e in detail["events"] if e["action"] == "revisited")
+    assert visit["data"]["by"] == "requester"

@@ -341,6 +341,18 @@ def active_model_id(session: Session) -> int | None:
     return int(value) if value is not None else None
 
 
+def active_model_key(session: Session) -> tuple[int, str, int] | None:
+    """``(id, created_at, examples + tickets)`` of the active model: what identifies its content."""
+    stmt = (
+        select(Model.id, Model.created_at, Model.examples + Model.tickets)
+        .where(Model.active.is_(True))
+        .order_by(Model.id.desc())
+        .limit(1)
+    )
+    row = session.execute(stmt).first()
+    return (int(row[0]), str(row[1]), int(row[2])) if row is not None else None
+
+
 def model_by_id(session: Session, model_id: int) -> Model | None:
     return session.get(Model, model_id)
 
@@ -443,3 +455,400 @@ def rate_counts(
 
 def unit_column() -> ColumnElement[Any]:
     return func.coalesce(Ticket.replied_by_unit, Ticket.lead_unit)
+
+
+# --- assistant -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnsweredTicket:
+    """A ticket with a reply, as the operator's assistant compares it (no personal data)."""
+
+    id: int
+    ref: str
+    subject: str
+    body: str
+    category_path: str
+    status: str
+    reply: str
+    replied_at: dt.datetime | None
+    replied_by_unit: str | None
+    resolved: bool | None
+    satisfaction: int | None
+
+
+def answered_tickets(
+    session: Session,
+    *,
+    exclude_id: int,
+    statuses: Sequence[str],
+    level1: str | None,
+    limit: int = 2000,
+) -> list[AnsweredTicket]:
+    """The newest ``limit`` tickets in ``statuses`` that have a reply, of the level-1 category ``level1``
+    when given (the candidates of the assistant's similar tickets)."""
+    cond: list[ColumnElement[bool]] = [
+        Ticket.status.in_(list(statuses)),
+        Ticket.reply != "",
+        Ticket.id != exclude_id,
+    ]
+    if level1:
+        cond.append(
+            or_(
+                Ticket.category_path == level1,
+                Ticket.category_path.startswith(level1 + "/", autoescape=True),
+            )
+        )
+    stmt = (
+        select(
+            Ticket.id,
+            Ticket.ref,
+            Ticket.subject,
+            Ticket.body,
+            Ticket.category_path,
+            Ticket.status,
+            Ticket.reply,
+            Ticket.replied_at,
+            Ticket.replied_by_unit,
+            Ticket.resolved,
+            Ticket.satisfaction,
+        )
+        .where(*cond)
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .limit(limit)
+    )
+    return [
+        AnsweredTicket(
+            id=int(r.id),
+            ref=r.ref or "",
+            subject=r.subject or "",
+            body=r.body or "",
+            category_path=r.category_path or "",
+            status=r.status,
+            reply=r.reply or "",
+            replied_at=r.replied_at,
+            replied_by_unit=r.replied_by_unit,
+            resolved=r.resolved,
+            satisfaction=r.satisfaction,
+        )
+        for r in session.execute(stmt)
+    ]
+
+
+# --- analysis --------------------------------------------------------------------------------------------
+# Hotspots and the sentiment index (tongban.hotline.analysis): every query is one grouped aggregate over the
+# tickets received in a window of periods; the period of a ticket is a CASE on ``created_at`` against the
+# periods' bounds (UTC instants computed in Python from city days), so the same statement runs on SQLite
+# and PostgreSQL and uses the ``created_at`` index.
+
+
+def _period_of(bounds: Sequence[dt.datetime], lo: int = 0, hi: int | None = None) -> ColumnElement[Any]:
+    """The index ``i`` of the period ``bounds[i] <= created_at < bounds[i + 1]``: a balanced tree of CASEs
+    (log2 comparisons a row). Rows outside ``bounds[0], bounds[-1]`` must be filtered out by the caller."""
+    from sqlalchemy import Integer, literal_column
+
+    hi = len(bounds) - 1 if hi is None else hi
+    if hi - lo <= 1:
+        return literal_column(str(int(lo)), Integer)
+    mid = (lo + hi) // 2
+    return case((Ticket.created_at < bounds[mid], _period_of(bounds, lo, mid)), else_=_period_of(bounds, mid, hi))
+
+
+def _counted(bounds: Sequence[dt.datetime], excluded_statuses: Sequence[str]) -> list[ColumnElement[bool]]:
+    cond: list[ColumnElement[bool]] = [Ticket.created_at >= bounds[0], Ticket.created_at < bounds[-1]]
+    if excluded_statuses:
+        cond.append(Ticket.status.not_in(list(excluded_statuses)))
+    return cond
+
+
+@dataclass(frozen=True)
+class WindowCount:
+    """Tickets of one district × category path × period of the window, with their return visits."""
+
+    region: str
+    path: str
+    period: int
+    tickets: int
+    rated: int
+    dissatisfied: int
+    revisited: int
+    unresolved: int
+
+
+def analysis_window_counts(
+    session: Session,
+    bounds: Sequence[dt.datetime],
+    *,
+    excluded_statuses: Sequence[str],
+    dissatisfied_levels: Sequence[int],
+) -> list[WindowCount]:
+    """Per district (``""``: unknown), category path and period ``i`` (``bounds[i]`` to ``bounds[i + 1]``):
+    tickets received, rated on the return visit, rated in ``dissatisfied_levels``, revisited, unresolved."""
+    inner = (
+        select(
+            func.coalesce(Ticket.region_code, "").label("region"),
+            func.coalesce(Ticket.category_path, "").label("path"),
+            _period_of(bounds).label("period"),
+            Ticket.satisfaction.label("satisfaction"),
+            Ticket.resolved.label("resolved"),
+        )
+        .where(*_counted(bounds, excluded_statuses))
+        .subquery()
+    )
+    levels = list(dissatisfied_levels) or [-1]
+    stmt = select(
+        inner.c.region,
+        inner.c.path,
+        inner.c.period,
+        func.count(),
+        func.sum(case((inner.c.satisfaction.is_not(None), 1), else_=0)),
+        func.sum(case((inner.c.satisfaction.in_(levels), 1), else_=0)),
+        func.sum(case((inner.c.resolved.is_not(None), 1), else_=0)),
+        func.sum(case((inner.c.resolved.is_(False), 1), else_=0)),
+    ).group_by(inner.c.region, inner.c.path, inner.c.period)
+    return [
+        WindowCount(str(r[0]), str(r[1]), int(r[2]), *(int(v or 0) for v in r[3:]))
+        for r in session.execute(stmt)
+    ]
+
+
+def analysis_place_counts(
+    session: Session,
+    bounds: Sequence[dt.datetime],
+    *,
+    excluded_statuses: Sequence[str],
+    min_count: int,
+) -> list[tuple[str, str, int, int]]:
+    """``(place_key, district, period, tickets)`` over the window, for the places with at least ``min_count``
+    tickets in the last period (the others cannot be hotspots)."""
+    last = [bounds[-2], bounds[-1]]
+    busy = (
+        select(Ticket.place_key)
+        .where(*_counted(last, excluded_statuses), Ticket.place_key != "")
+        .group_by(Ticket.place_key)
+        .having(func.count() >= min_count)
+    )
+    inner = (
+        select(
+            Ticket.place_key.label("place"),
+            func.coalesce(Ticket.region_code, "").label("region"),
+            _period_of(bounds).label("period"),
+        )
+        .where(*_counted(bounds, excluded_statuses), Ticket.place_key.in_(busy))
+        .subquery()
+    )
+    stmt = select(inner.c.place, inner.c.region, inner.c.period, func.count()).group_by(
+        inner.c.place, inner.c.region, inner.c.period
+    )
+    return [(str(p), str(r), int(i), int(n)) for p, r, i, n in session.execute(stmt)]
+
+
+def analysis_recurring_counts(
+    session: Session,
+    bounds: Sequence[dt.datetime],
+    *,
+    excluded_statuses: Sequence[str],
+    min_weeks: int,
+) -> list[tuple[str, str, str, int, int]]:
+    """``(place_key, category path, district, week, tickets)`` over the weeks of ``bounds``, for the places
+    with tickets in at least ``min_weeks`` of them (a necessary condition of a recurring problem there)."""
+    weekly = (
+        select(
+            Ticket.place_key.label("place"),
+            func.coalesce(Ticket.category_path, "").label("path"),
+            func.coalesce(Ticket.region_code, "").label("region"),
+            _period_of(bounds).label("week"),
+        )
+        .where(*_counted(bounds, excluded_statuses), Ticket.place_key != "")
+        .cte("analysis_weekly")
+    )
+    steady = (
+        select(weekly.c.place)
+        .group_by(weekly.c.place)
+        .having(func.count(weekly.c.week.distinct()) >= min_weeks)
+    )
+    stmt = (
+        select(weekly.c.place, weekly.c.path, weekly.c.region, weekly.c.week, func.count())
+        .where(weekly.c.place.in_(steady))
+        .group_by(weekly.c.place, weekly.c.path, weekly.c.region, weekly.c.week)
+    )
+    return [(str(p), str(c), str(r), int(w), int(n)) for p, c, r, w, n in session.execute(stmt)]
+
+
+def analysis_place_topics(
+    session: Session,
+    start: dt.datetime,
+    end: dt.datetime,
+    place_keys: Sequence[str],
+    *,
+    excluded_statuses: Sequence[str],
+) -> list[tuple[str, str, int]]:
+    """``(place_key, category path, tickets)`` received from ``start`` to ``end`` at the given places."""
+    if not place_keys:
+        return []
+    stmt = (
+        select(Ticket.place_key, func.coalesce(Ticket.category_path, ""), func.count())
+        .where(*_counted([start, end], excluded_statuses), Ticket.place_key.in_(list(place_keys)))
+        .group_by(Ticket.place_key, func.coalesce(Ticket.category_path, ""))
+    )
+    return [(str(p), str(c), int(n)) for p, c, n in session.execute(stmt)]
+
+
+def save_snapshot(
+    session: Session,
+    *,
+    kind: str,
+    period: str,
+    params: dict[str, Any],
+    result: dict[str, Any],
+    computed_at: dt.datetime,
+    seconds: float,
+) -> Snapshot:
+    """Store the result of ``kind`` for ``period``, replacing an earlier one (one row per kind and period,
+    also when two runs race: the loser updates the winner's row)."""
+    from sqlalchemy.exc import IntegrityError
+
+    row = snapshot(session, kind, period)
+    if row is None:
+        try:
+            with session.begin_nested():
+                row = Snapshot(
+                    kind=kind,
+                    period=period,
+                    params=params,
+                    result=result,
+                    computed_at=computed_at,
+                    seconds=seconds,
+                )
+                session.add(row)
+            return row
+        except IntegrityError:
+            row = snapshot(session, kind, period)
+            if row is None:  # pragma: no cover - the conflicting row is there
+                raise
+    row.params = params
+    row.result = result
+    row.computed_at = computed_at
+    row.seconds = seconds
+    session.flush()
+    return row
+
+
+def snapshots_of_length(
+    session: Session, kind: str, period_length: int, *, until: str | None = None, limit: int = 50
+) -> list[Snapshot]:
+    """The newest snapshots of ``kind`` whose period has ``period_length`` characters (10 days, 8 weeks,
+    7 months), at or before ``until`` when given, newest first."""
+    stmt = select(Snapshot).where(Snapshot.kind == kind, func.length(Snapshot.period) == period_length)
+    if until is not None:
+        stmt = stmt.where(Snapshot.period <= until)
+    return list(session.scalars(stmt.order_by(Snapshot.period.desc()).limit(limit)))
+
+
+# --- Open311 ---------------------------------------------------------------------------------------------
+# (Imports of this section are here so that it is one appended block; they may move to the top.)
+
+from sqlalchemy import delete, insert, update  # noqa: E402
+from sqlalchemy.exc import IntegrityError  # noqa: E402
+
+from tongban.hotline.models import ApiKey, ApiKeyWindow  # noqa: E402
+
+
+def open311_requests(
+    session: Session,
+    *,
+    service_codes: Sequence[str],
+    statuses: Sequence[str],
+    exclude_statuses: Sequence[str],
+    created_from: dt.datetime,
+    created_to: dt.datetime,
+    offset: int,
+    limit: int,
+) -> list[Ticket]:
+    """Tickets Open311 serves (those with a service code) requested in ``[created_from, created_to]``,
+    newest first: the range and the codes use ``ix_hotline_ticket_service_created`` (one code) or
+    ``ix_hotline_ticket_created``."""
+    cond: list[ColumnElement[bool]] = [Ticket.created_at >= created_from, Ticket.created_at <= created_to]
+    if service_codes:
+        cond.append(Ticket.service_code.in_(list(service_codes)))
+    else:
+        cond.append(Ticket.service_code.is_not(None))
+    if statuses:
+        cond.append(Ticket.status.in_(list(statuses)))
+    if exclude_statuses:
+        cond.append(Ticket.status.not_in(list(exclude_statuses)))
+    stmt = (
+        select(Ticket)
+        .where(*cond)
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def open311_requests_by_refs(session: Session, refs: Sequence[str]) -> list[Ticket]:
+    """The tickets Open311 serves among ``refs`` (its ``service_request_id`` list), newest first."""
+    wanted = sorted(set(refs))
+    if not wanted:
+        return []
+    stmt = (
+        select(Ticket)
+        .where(Ticket.ref.in_(wanted), Ticket.service_code.is_not(None))
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+    )
+    return list(session.scalars(stmt))
+
+
+def unit_names_of(session: Session, codes: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """``code -> (name, name_en)`` of the units among ``codes``."""
+    wanted = sorted(set(codes))
+    if not wanted:
+        return {}
+    rows = session.execute(select(Unit.code, Unit.name, Unit.name_en).where(Unit.code.in_(wanted)))
+    return {c: (n, e or "") for c, n, e in rows}
+
+
+def api_key_by_digest(session: Session, digest: str) -> ApiKey | None:
+    return session.scalars(select(ApiKey).where(ApiKey.digest == digest)).first()
+
+
+def api_key(session: Session, key_id: int, *, for_update: bool = False) -> ApiKey | None:
+    stmt = select(ApiKey).where(ApiKey.id == key_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def api_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def count_api_key_use(session: Session, key_id: int, minute: int) -> int:
+    """Count one request of ``key_id`` in ``minute`` and return the minute's count so far.
+
+    Safe under concurrency on SQLite and PostgreSQL: the first request of a minute inserts the row in a
+    savepoint; when a concurrent request inserted it first, the unique key refuses the second insert, the
+    savepoint is rolled back and the count is incremented instead.
+    """
+    where = (ApiKeyWindow.key_id == key_id, ApiKeyWindow.minute == minute)
+    for _ in range(5):
+        bumped = session.execute(
+            update(ApiKeyWindow).where(*where).values(count=ApiKeyWindow.count + 1),
+            execution_options={"synchronize_session": False},
+        )
+        if getattr(bumped, "rowcount", 0):
+            break
+        try:
+            with session.begin_nested():
+                session.execute(insert(ApiKeyWindow).values(key_id=key_id, minute=minute, count=1))
+        except IntegrityError:
+            continue
+        # A new minute: the windows of earlier minutes are not needed any more.
+        session.execute(
+            delete(ApiKeyWindow)
+            .where(ApiKeyWindow.key_id == key_id, ApiKeyWindow.minute < minute - 1)
+            .execution_options(synchronize_session=False)
+        )
+        break
+    return int(session.scalar(select(ApiKeyWindow.count).where(*where)) or 0)

@@ -2027,23 +2027,27 @@ def attachment_data(
 
 # --- the classifier ---------------------------------------------------------------------------------------
 
-_models: dict[int, Any] = {}
+_models: dict[tuple[Any, ...], Any] = {}
 _models_lock = threading.Lock()
 
 
 def _loaded_model(session: Session, embedder: Any) -> tuple[int, Any] | None:
+    """The active model, loaded once per process (and again when another one becomes active). The key
+    includes when it was made and the embedder, so a database restored or rebuilt with reused ids never
+    serves a stale model."""
     from tongban.hotline import classifier
 
-    model_id = repo.active_model_id(session)
-    if model_id is None:
+    key = repo.active_model_key(session)
+    if key is None:
         return None
+    cache_key = (*key, id(embedder))
     with _models_lock:
-        if model_id not in _models:
-            row = repo.model_by_id(session, model_id)
+        if cache_key not in _models:
+            row = repo.model_by_id(session, key[0])
             assert row is not None  # noqa: S101
             _models.clear()
-            _models[model_id] = classifier.TicketModel.from_bytes(row.data, embedder=embedder)
-        return model_id, _models[model_id]
+            _models[cache_key] = classifier.TicketModel.from_bytes(row.data, embedder=embedder)
+        return key[0], _models[cache_key]
 
 
 def suggest(
@@ -2054,7 +2058,7 @@ def suggest(
     if not (principal.can(INTAKE) or principal.can(SUPERVISE)):
         principal.require(INTAKE)
     t = _load(session, ref)
-    loaded = _loaded_model(session, embedder)
+    loaded = _loaded_model(session, embedder) if embedder is not None else None
     if loaded is None:
         return SuggestionOut(
             category=None,
@@ -2130,7 +2134,12 @@ def train_model(session: Session, principal: Principal, *, embedder: Any, clock:
         for c in repo.categories(session, active_only=True)
         if c.level3
     ]
-    model = classifier.train(records, taxonomy, embedder=embedder)
+    if embedder is None:
+        raise NoModel("the classifier needs the embedding model (TONGBAN_EMBEDDING=e5)")
+    try:
+        model = classifier.train(records, taxonomy, embedder=embedder)
+    except classifier.ClassifierError as exc:
+        raise InvalidInput(f"training data: {exc}") from exc
     repo.deactivate_models(session)
     row = Model(
         created_at=clock.now(),

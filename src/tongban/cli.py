@@ -793,7 +793,7 @@ def eval_classify(
     )
     for column in ("system", "accuracy", "macro-F1", "seconds"):
         table.add_column(column)
-    for m in (s, b):
+    for m in (s, b, report.baseline_e5):
         table.add_row(m.name, f"{m.accuracy:.3f}", f"{m.macro_f1:.3f}", f"{m.seconds:.1f}")
     out.print(table)
     classes = Table(title="F1 per category")

@@ -229,3 +229,4 @@ def test_held_out_labelled_tickets_beat_the_baseline(tmp_path: Path) -> None:
     assert report["taxonomy"]["paths"] == 250
     assert report["system"]["macro_f1"] >= 0.75
     assert report["system"]["macro_f1"] > report["baseline"]["macro_f1"]
+    assert report["system"]["macro_f1"] > report["baseline_e5"]["macro_f1"]

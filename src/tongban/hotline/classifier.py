@@ -243,6 +243,10 @@ def _body_text(subject: str, body: str, body_chars: int) -> str:
     return f"{s}。{b}" if s and b else (s or b)
 
 
+#: What the model embeds of a ticket's body (the evaluation's embedding baseline embeds the same).
+body_text = _body_text
+
+
 def _subject_text(subject: str, body: str, body_chars: int) -> str:
     return _clean(subject) or _body_text(subject, body, body_chars)
 

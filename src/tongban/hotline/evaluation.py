@@ -28,6 +28,7 @@ from tongban.hotline.classifier import (
     LabelledText,
     Progress,
     TaxonomyPath,
+    body_text,
     full_path_of,
     level1_of,
     tokenize,
@@ -250,14 +251,18 @@ def baseline_predict(train_rows: Sequence[LabelledText], test_rows: Sequence[Lab
 
 
 def e5_baseline_predict(
-    train_rows: Sequence[LabelledText], test_rows: Sequence[LabelledText], *, embedder: Embedder
+    train_rows: Sequence[LabelledText],
+    test_rows: Sequence[LabelledText],
+    *,
+    embedder: Embedder,
+    body_chars: int = DEFAULT_BODY_CHARS,
 ) -> list[str]:
-    """The second peer the issue names: the same embedding model's vectors of subject and body, plain
-    (no centring, no taxonomy), and a logistic regression (C = 100)."""
+    """The second peer the issue names: the same embedding model's vectors of the text the system embeds
+    (subject and the body's start), plain (no centring, no taxonomy), and a logistic regression (C = 100)."""
     from sklearn.linear_model import LogisticRegression
 
     def texts(rows: Sequence[LabelledText]) -> list[str]:
-        return [f"{r.subject}。{r.body}" for r in rows]
+        return [body_text(r.subject, r.body, body_chars) for r in rows]
 
     x_train = embedder.passages(texts(train_rows))
     x_test = embedder.passages(texts(test_rows))
@@ -335,7 +340,7 @@ def evaluate_classify(
     peer = baseline_predict(train_rows, test_rows)
     baseline = score(BASELINE, truth, peer, time.perf_counter() - started)
     started = time.perf_counter()
-    peer_e5 = e5_baseline_predict(train_rows, test_rows, embedder=embedder)
+    peer_e5 = e5_baseline_predict(train_rows, test_rows, embedder=embedder, body_chars=body_chars)
     baseline_e5 = score(BASELINE_E5, truth, peer_e5, time.perf_counter() - started)
 
     trained = set(model.classes)

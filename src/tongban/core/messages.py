@@ -39,6 +39,12 @@ ERROR_TITLES = (
     N_("The case has been rated already"),
     N_("The rating period has ended"),
     N_("Only the person served may rate this case"),
+    # --- hotline ---
+    N_("The ticket is not in a state that allows this"),
+    N_("The ticket is not held by your unit"),
+    N_("No responsible unit found"),
+    N_("The ticket has no confirmed category"),
+    N_("No classifier has been trained"),
 )
 
 #: Titles and texts of the generic HTML error pages (tongban.web.app).

@@ -23,6 +23,7 @@ TEMPLATE_PACKAGES = (
     "tongban.consult",
     "tongban.intake",
     "tongban.rating",
+    "tongban.hotline",
 )
 DISPLAY_TZ = ZoneInfo("Asia/Shanghai")
 

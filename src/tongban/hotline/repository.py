@@ -551,7 +551,8 @@ def _period_of(bounds: Sequence[dt.datetime], lo: int = 0, hi: int | None = None
     if hi - lo <= 1:
         return literal_column(str(int(lo)), Integer)
     mid = (lo + hi) // 2
-    return case((Ticket.created_at < bounds[mid], _period_of(bounds, lo, mid)), else_=_period_of(bounds, mid, hi))
+    earlier, later = _period_of(bounds, lo, mid), _period_of(bounds, mid, hi)
+    return case((Ticket.created_at < bounds[mid], earlier), else_=later)
 
 
 def _counted(bounds: Sequence[dt.datetime], excluded_statuses: Sequence[str]) -> list[ColumnElement[bool]]:
@@ -687,9 +688,9 @@ def analysis_place_topics(
     if not place_keys:
         return []
     stmt = (
-        select(Ticket.place_key, func.coalesce(Ticket.category_path, ""), func.count())
+        select(Ticket.place_key, Ticket.category_path, func.count())
         .where(*_counted([start, end], excluded_statuses), Ticket.place_key.in_(list(place_keys)))
-        .group_by(Ticket.place_key, func.coalesce(Ticket.category_path, ""))
+        .group_by(Ticket.place_key, Ticket.category_path)
     )
     return [(str(p), str(c), int(n)) for p, c, n in session.execute(stmt)]
 
@@ -832,23 +833,37 @@ def count_api_key_use(session: Session, key_id: int, minute: int) -> int:
     savepoint is rolled back and the count is incremented instead.
     """
     where = (ApiKeyWindow.key_id == key_id, ApiKeyWindow.minute == minute)
+    bump = (
+        update(ApiKeyWindow)
+        .where(*where)
+        .values(count=ApiKeyWindow.count + 1)
+        .returning(ApiKeyWindow.count)
+        .execution_options(synchronize_session=False)
+    )
     for _ in range(5):
-        bumped = session.execute(
-            update(ApiKeyWindow).where(*where).values(count=ApiKeyWindow.count + 1),
-            execution_options={"synchronize_session": False},
-        )
-        if getattr(bumped, "rowcount", 0):
-            break
+        count = session.scalar(bump)
+        if count is not None:
+            return int(count)
         try:
             with session.begin_nested():
                 session.execute(insert(ApiKeyWindow).values(key_id=key_id, minute=minute, count=1))
         except IntegrityError:
-            continue
+            continue  # inserted by a concurrent request meanwhile: count on it
         # A new minute: the windows of earlier minutes are not needed any more.
         session.execute(
             delete(ApiKeyWindow)
             .where(ApiKeyWindow.key_id == key_id, ApiKeyWindow.minute < minute - 1)
             .execution_options(synchronize_session=False)
         )
-        break
-    return int(session.scalar(select(ApiKeyWindow.count).where(*where)) or 0)
+        return 1
+    raise RuntimeError(f"could not count a request of API key {key_id}")  # pragma: no cover
+
+
+def analysis_first_received(session: Session) -> dt.datetime | None:
+    """When the first ticket was received (the start of the data: baseline periods before it are left out)."""
+    value = session.scalar(select(func.min(Ticket.created_at)))
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite without the column's type in an aggregate
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

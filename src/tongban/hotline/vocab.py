@@ -43,7 +43,7 @@ class RequestType(StrEnum):
 REQUEST_TYPE_TEXT = {
     RequestType.COMPLAINT: N_("Complaint"),
     RequestType.REQUEST: N_("Request for help"),
-    RequestType.CONSULTATION: N_("Question"),
+    RequestType.CONSULTATION: N_("Question (consultation)"),
     RequestType.SUGGESTION: N_("Suggestion"),
     RequestType.REPORT: N_("Report of wrongdoing"),
     RequestType.PRAISE: N_("Praise"),

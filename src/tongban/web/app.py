@@ -34,7 +34,10 @@ from tongban.intake import pages as intake_pages
 from tongban.intake import staff_pages as intake_staff_pages
 from tongban.knowledge import api as knowledge_api
 from tongban.knowledge import pages as knowledge_pages
+from tongban.hotline import analysis_pages as hotline_analysis_pages
 from tongban.hotline import api as hotline_api
+from tongban.hotline import assistant as hotline_assistant
+from tongban.hotline import pages as hotline_pages
 from tongban.rating import api as rating_api
 from tongban.rating import pages as rating_pages
 from tongban.rating import quality_pages as rating_quality_pages
@@ -169,6 +172,8 @@ def create_app(
         intake_api.router,
         rating_api.router,
         hotline_api.router,
+        hotline_assistant.router,
+        hotline_analysis_pages.api_router,
         web_pages.router,
         catalog_pages.router,
         knowledge_pages.router,
@@ -178,6 +183,8 @@ def create_app(
         intake_bundle_pages.router,
         rating_pages.router,
         rating_quality_pages.router,
+        hotline_pages.router,
+        hotline_analysis_pages.router,
     ):
         app.include_router(router)
     app.add_middleware(

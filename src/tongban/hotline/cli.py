@@ -125,3 +125,62 @@ def deadlines() -> None:
     with _session() as session:
         report = service.check_deadlines(session, clock=SystemClock())
     out.print(f"{len(report.warned)} warned, {len(report.escalated)} escalated")
+
+
+@hotline_app.command("hotspots")
+def hotspots(
+    period: Annotated[
+        str | None,
+        typer.Option(help="YYYY-MM-DD (day), YYYY-Www (ISO week) or YYYY-MM (month); default: last week"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the stored result as JSON")] = False,
+) -> None:
+    """Detect rising topics and places (bursts against a baseline) and recurring problems of a period, and
+    store the result (idempotent; schedule it daily and weekly)."""
+    from tongban.hotline import analysis
+
+    clock = SystemClock()
+    with _session() as session:
+        snap = analysis.run_hotspots(session, period=period or analysis.default_period(clock), clock=clock)
+        data = analysis.snapshot_out(snap) if as_json else analysis.summary(snap)
+    out.print_json(json.dumps(data, ensure_ascii=False, default=str))
+
+
+@hotline_app.command("index")
+def index(
+    period: Annotated[
+        str | None,
+        typer.Option(help="YYYY-MM-DD (day), YYYY-Www (ISO week) or YYYY-MM (month); default: last week"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the stored result as JSON")] = False,
+) -> None:
+    """Compute the city sentiment index (民情指数) of a period per district and topic, and store it."""
+    from tongban.hotline import analysis
+
+    clock = SystemClock()
+    with _session() as session:
+        snap = analysis.run_index(session, period=period or analysis.default_period(clock), clock=clock)
+        data = analysis.snapshot_out(snap) if as_json else analysis.summary(snap)
+    out.print_json(json.dumps(data, ensure_ascii=False, default=str))
+
+
+@hotline_app.command("generate")
+def generate(
+    count: Annotated[int, typer.Option(help="synthetic tickets to add")] = 10_000,
+    days: Annotated[int, typer.Option(help="spread over this many days up to today")] = 365,
+    seed: Annotated[int, typer.Option(help="random seed (the same seed gives the same tickets)")] = 0,
+) -> None:
+    """Add synthetic tickets (refs S…, texts written for the demo) for dashboards and benchmarks."""
+    import datetime as dt
+
+    from tongban.hotline import analysis, synthetic
+
+    clock = SystemClock()
+    if days < 1:
+        raise _fail("days: at least 1")
+    start = analysis.today(clock) - dt.timedelta(days=days - 1)
+    with _session() as session:
+        made = synthetic.generate_tickets(
+            session, count=count, start=start, days=days, seed=seed, clock=clock
+        )
+    out.print(f"{made.count} synthetic tickets added ({made.first_ref} … {made.last_ref})")

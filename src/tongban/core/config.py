@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     #: Seconds between delivery passes of the web server's own outbox loop; 0 turns it off (then schedule
     #: ``tongban intake deliver-outbox``).
     outbox_interval_s: float = Field(default=15.0, ge=0, le=3600)
+    #: The hotline's Open311 ``jurisdiction_id`` (GeoReport v2, under ``/open311/v2``): a request that names
+    #: another jurisdiction is answered 404; one that names none is served (the endpoint serves only this).
+    open311_jurisdiction: str = "tongban.local"
 
     def resolved_public_url(self) -> str:
         return (self.public_url.strip() or f"http://{self.host}:{self.port}").rstrip("/")

@@ -184,3 +184,47 @@ def generate(
             session, count=count, start=start, days=days, seed=seed, clock=clock
         )
     out.print(f"{made.count} synthetic tickets added ({made.first_ref} … {made.last_ref})")
+
+
+key_app = typer.Typer(help="Open311 API keys (for POST requests).", no_args_is_help=True)
+hotline_app.add_typer(key_app, name="api-key")
+
+
+@key_app.command("issue")
+def key_issue(
+    name: Annotated[str, typer.Argument(help="who the key is for")],
+    rate: Annotated[int, typer.Option("--rate", help="requests per minute")] = 60,
+) -> None:
+    """Issue a key; it is printed once and only its digest is stored."""
+    from tongban.hotline import apikeys
+    from tongban.hotline.schemas import ApiKeyWrite
+
+    try:
+        write = ApiKeyWrite(name=name, rate_per_minute=rate)
+    except ValueError as exc:
+        raise _fail(f"invalid key: {exc}") from None
+    with _session() as session:
+        key = apikeys.issue_key(session, _ADMIN, write, clock=SystemClock())
+    out.print(f"key {key.id} for {key.name} ({key.rate_per_minute}/min): {key.key}")
+
+
+@key_app.command("list")
+def key_list() -> None:
+    """Every key with its prefix, rate, use and whether it is revoked."""
+    from tongban.hotline import apikeys
+
+    with _session() as session:
+        keys = apikeys.list_keys(session, _ADMIN)
+    for k in keys:
+        state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
+        out.print(f"{k.id}\t{k.prefix}…\t{k.name}\t{k.rate_per_minute}/min\t{state}")
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: Annotated[int, typer.Argument(help="the key's id (see list)")]) -> None:
+    """Revoke a key: requests with it are refused from now on."""
+    from tongban.hotline import apikeys
+
+    with _session() as session:
+        apikeys.revoke_key(session, _ADMIN, key_id, clock=SystemClock())
+    out.print(f"key {key_id} revoked")

@@ -163,42 +163,38 @@ def duplicate_candidates(
     *,
     since: dt.datetime,
     exclude_id: int,
-    place_key: str,
+    place_keys: Sequence[str],
     region_code: str | None,
-    lat: float | None,
-    lon: float | None,
-    box: float,
     statuses: Sequence[str],
-    limit: int = 200,
+    limit: int = 50,
 ) -> list[Ticket]:
-    """Open tickets since ``since`` at the same place: within the coordinate box, or with the same place key
-    (the road of the address), or in the same district when neither is known."""
-    near: list[ColumnElement[bool]] = []
-    if lat is not None and lon is not None:
-        near.append(
-            and_(
-                Ticket.lat.is_not(None),
-                Ticket.lat.between(lat - box, lat + box),
-                Ticket.lon.between(lon - box * 1.3, lon + box * 1.3),
-            )
-        )
-    if place_key:
-        near.append(Ticket.place_key == place_key)
-    if not near:
-        if region_code is None:
-            return []
-        near.append(and_(Ticket.region_code == region_code, Ticket.place_key == ""))
+    """Open tickets since ``since`` at the same places (grid cells around the coordinates, or the road of
+    the address), newest first; in the same district when neither is known. Uses the place index."""
+    if place_keys:
+        near: ColumnElement[bool] = Ticket.place_key.in_(list(place_keys))
+    elif region_code is not None:
+        near = and_(Ticket.region_code == region_code, Ticket.place_key == "")
+    else:
+        return []
     stmt = (
         select(Ticket)
         .where(
+            near,
             Ticket.created_at >= since,
             Ticket.id != exclude_id,
             Ticket.status.in_(list(statuses)),
             Ticket.merged_into_id.is_(None),
-            or_(*near),
         )
         .order_by(Ticket.id.desc())
         .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def area_units(session: Session) -> list[Unit]:
+    """Active units of an area (districts, street offices): those that own a region."""
+    stmt = select(Unit).where(
+        Unit.active.is_(True), Unit.kind.in_(("district", "street")), Unit.region_code.is_not(None)
     )
     return list(session.scalars(stmt))
 

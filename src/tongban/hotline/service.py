@@ -784,7 +784,7 @@ def _region_from_address(session: Session, address: str) -> str | None:
     if not address:
         return None
     best: Unit | None = None
-    for u in repo.units(session, active_only=True):
+    for u in repo.area_units(session):
         if (
             u.kind in ("district", "street")
             and u.region_code
@@ -984,6 +984,16 @@ def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * 6_371_000 * math.asin(math.sqrt(h))
 
 
+def _nearby_keys(t: Ticket, metres: float) -> list[str]:
+    """The place keys a duplicate of ``t`` may have: the grid cells within ``metres`` of its coordinates
+    (cells are about 555 m high), else its road."""
+    if t.lat is None or t.lon is None:
+        return [t.place_key] if t.place_key else []
+    reach = max(1, math.ceil(metres / 555))
+    row, col = math.floor(t.lat / 0.005), math.floor(t.lon / 0.005)
+    return [f"g:{row + dr}:{col + dc}" for dr in range(-reach, reach + 1) for dc in range(-reach, reach + 1)]
+
+
 def _propose_duplicates(session: Session, t: Ticket, *, clock: Clock) -> None:
     """Propose merging ``t`` into open tickets of the same problem: similar text, the same place, within the
     window. Proposals only: an operator decides."""
@@ -996,11 +1006,8 @@ def _propose_duplicates(session: Session, t: Ticket, *, clock: Clock) -> None:
         session,
         since=t.created_at - dt.timedelta(hours=hours),
         exclude_id=t.id,
-        place_key=t.place_key,
+        place_keys=_nearby_keys(t, metres),
         region_code=t.region_code,
-        lat=t.lat,
-        lon=t.lon,
-        box=metres / 111_000,
         statuses=open_statuses,
     )
     text = f"{t.subject} {t.body}"

@@ -28,16 +28,17 @@ from tongban.core.files import FileStore
 from tongban.core.http import Runtime, language, render_page
 from tongban.core.http import problem_response as problem
 from tongban.core.logging import configure_logging
+from tongban.hotline import analysis_pages as hotline_analysis_pages
+from tongban.hotline import api as hotline_api
+from tongban.hotline import assistant as hotline_assistant
+from tongban.hotline import open311 as hotline_open311
+from tongban.hotline import pages as hotline_pages
 from tongban.intake import api as intake_api
 from tongban.intake import bundle_pages as intake_bundle_pages
 from tongban.intake import pages as intake_pages
 from tongban.intake import staff_pages as intake_staff_pages
 from tongban.knowledge import api as knowledge_api
 from tongban.knowledge import pages as knowledge_pages
-from tongban.hotline import analysis_pages as hotline_analysis_pages
-from tongban.hotline import api as hotline_api
-from tongban.hotline import assistant as hotline_assistant
-from tongban.hotline import pages as hotline_pages
 from tongban.rating import api as rating_api
 from tongban.rating import pages as rating_pages
 from tongban.rating import quality_pages as rating_quality_pages
@@ -162,6 +163,8 @@ def create_app(
     app.state.runtime = runtime
     app.state.engine = engine
     _install_error_handlers(app)
+    # Open311 first: its routes are matched before the others' (each router included later costs a match).
+    hotline_open311.install(app)
     static = resources.files("tongban.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     for router in (

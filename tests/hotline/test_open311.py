@@ -662,14 +662,13 @@ def test_errors_raised_outside_the_handlers_keep_the_spec_format(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``install`` answers the application's 503s and 500s under ``/open311/`` in the spec's format (the
-    shared test server started before it could; this one is made for the test, without its lifespan)."""
+    """``install`` (called by ``create_app``) answers 503s and 500s under ``/open311/`` in the spec's format
+    (an app made for the test, without its lifespan)."""
     settings = Settings(
         data_dir=tmp_path, database_url=engine.url.render_as_string(hide_password=False), log_level="WARNING"
     )
     fresh = create_app(settings, engine=engine, clock=clock)
     fresh.state.runtime.sessions = sessions
-    open311.install(fresh)
 
     def get(path: str) -> httpx.Response:
         async def go() -> httpx.Response:

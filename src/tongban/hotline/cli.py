@@ -127,41 +127,35 @@ def deadlines() -> None:
     out.print(f"{len(report.warned)} warned, {len(report.escalated)} escalated")
 
 
-@hotline_app.command("hotspots")
-def hotspots(
-    period: Annotated[
-        str | None,
-        typer.Option(help="YYYY-MM-DD (day), YYYY-Www (ISO week) or YYYY-MM (month); default: last week"),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the stored result as JSON")] = False,
-) -> None:
-    """Detect rising topics and places (bursts against a baseline) and recurring problems of a period, and
-    store the result (idempotent; schedule it daily and weekly)."""
+Period = Annotated[
+    str | None,
+    typer.Option(help="YYYY-MM-DD (day), YYYY-Www (ISO week) or YYYY-MM (month); default: last week"),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="print the stored result as JSON")]
+
+
+def _analyse(kind: str, period: str | None, as_json: bool) -> None:
     from tongban.hotline import analysis
 
     clock = SystemClock()
+    run = analysis.run_hotspots if kind == "hotspots" else analysis.run_index
     with _session() as session:
-        snap = analysis.run_hotspots(session, period=period or analysis.default_period(clock), clock=clock)
+        snap = run(session, period=period or analysis.default_period(clock), clock=clock)
         data = analysis.snapshot_out(snap) if as_json else analysis.summary(snap)
     out.print_json(json.dumps(data, ensure_ascii=False, default=str))
+
+
+@hotline_app.command("hotspots")
+def hotspots(period: Period = None, as_json: AsJson = False) -> None:
+    """Detect rising topics and places (bursts against a baseline) and recurring problems of a period, and
+    store the result (idempotent; schedule it daily and weekly)."""
+    _analyse("hotspots", period, as_json)
 
 
 @hotline_app.command("index")
-def index(
-    period: Annotated[
-        str | None,
-        typer.Option(help="YYYY-MM-DD (day), YYYY-Www (ISO week) or YYYY-MM (month); default: last week"),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the stored result as JSON")] = False,
-) -> None:
+def index(period: Period = None, as_json: AsJson = False) -> None:
     """Compute the city sentiment index (民情指数) of a period per district and topic, and store it."""
-    from tongban.hotline import analysis
-
-    clock = SystemClock()
-    with _session() as session:
-        snap = analysis.run_index(session, period=period or analysis.default_period(clock), clock=clock)
-        data = analysis.snapshot_out(snap) if as_json else analysis.summary(snap)
-    out.print_json(json.dumps(data, ensure_ascii=False, default=str))
+    _analyse("index", period, as_json)
 
 
 @hotline_app.command("generate")

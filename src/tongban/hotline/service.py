@@ -511,10 +511,6 @@ def put_service(
 # --- tickets: reading -----------------------------------------------------------------------------------
 
 
-def _iso(value: dt.datetime | None) -> dt.datetime | None:
-    return value
-
-
 def _ticket_out(t: Ticket, merged_ref: str | None = None) -> TicketOut:
     return TicketOut(
         id=t.id,

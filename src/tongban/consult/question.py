@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 
 import jieba  # type: ignore[import-untyped]
-import jieba.posseg as pseg  # type: ignore[import-untyped]
 
 from tongban.knowledge.service import normalize_text
 
@@ -137,6 +136,8 @@ _PLACE_ENDINGS = frozenset("山江河湖海岛州城关口特齐泰尔古林庆�
 def _places(text: str) -> list[str]:
     """Place names: words jieba tags as places, and a name followed by 省/市/区/县… where the name is one
     word (怀柔 + 区) — never a phrase that happens to end in such a character (管理部向湖北 + 省)."""
+    import jieba.posseg as pseg  # type: ignore[import-untyped]  # 1.3 s to load: only when asked
+
     tokens = [(w, f) for w, f in pseg.lcut(text)]
     cores: list[str] = []
     starts: dict[int, int] = {}

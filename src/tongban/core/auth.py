@@ -102,10 +102,27 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 LOCKOUT_FAILURES = 10
 LOCKOUT_WINDOW = dt.timedelta(minutes=15)
 
-_hasher = PasswordHasher()
+_hasher = PasswordHasher()  # argon2id, RFC 9106's second recommended parameters
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,63}$")
-#: A fixed hash to verify against when the account does not exist (keeps timing uniform).
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+#: A fixed hash to verify against when the account does not exist (keeps timing uniform); made on first use.
+_DUMMY_HASH = ""
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if not _DUMMY_HASH:
+        _DUMMY_HASH = _hasher.hash("not-a-real-password")
+    return _DUMMY_HASH
+
+
+def configure_password_hashing(*, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    """Set the argon2id costs of new password hashes (``password_hash_*`` settings). Hashes made with other
+    costs still verify and are remade with these at their account's next sign-in."""
+    global _hasher, _DUMMY_HASH
+    if (time_cost, memory_kib, parallelism) == (_hasher.time_cost, _hasher.memory_cost, _hasher.parallelism):
+        return
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+    _DUMMY_HASH = ""
 
 
 @dataclass(frozen=True)
@@ -250,7 +267,7 @@ def authenticate(
         )
     account = session.scalar(select(Account).where(Account.username == username))
     try:
-        _hasher.verify(account.password_hash if account else _DUMMY_HASH, password)
+        _hasher.verify(account.password_hash if account else _dummy_hash(), password)
         ok = account is not None and account.is_active
     except (VerificationError, InvalidHashError):
         ok = False

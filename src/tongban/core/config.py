@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = 2_000_000
     #: Largest file upload accepted, in bytes (scanned certificates are larger than other requests).
     max_upload_bytes: int = 20 * 1024 * 1024 + 64 * 1024
+    #: Argon2id costs of new password hashes (iterations, memory in KiB, lanes); the defaults are RFC 9106's
+    #: second recommended option. Lower them only where passwords are throwaway (the test suite does).
+    password_hash_time_cost: int = Field(default=3, ge=1, le=100)
+    password_hash_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
+    password_hash_parallelism: int = Field(default=4, ge=1, le=64)
     #: Semantic search model: ``e5`` (multilingual-e5-small, bundled, CPU) or ``none`` (lexical only).
     embedding: Literal["e5", "none"] = "e5"
     #: Threads the embedding model uses per process (on a 2-core machine 1 is often fastest).
@@ -93,6 +98,22 @@ class Settings(BaseSettings):
 
     def batch_threads(self) -> int:
         return self.embedding_batch_threads or max(1, len(os.sched_getaffinity(0)))
+
+    @model_validator(mode="after")
+    def _argon2_memory(self) -> Settings:
+        if self.password_hash_memory_kib < 8 * self.password_hash_parallelism:
+            raise ValueError("password_hash_memory_kib must be at least 8 × password_hash_parallelism")
+        return self
+
+    def configure_password_hashing(self) -> None:
+        """Make new password hashes with these settings' costs (the web app and the CLI call it)."""
+        from tongban.core import auth
+
+        auth.configure_password_hashing(
+            time_cost=self.password_hash_time_cost,
+            memory_kib=self.password_hash_memory_kib,
+            parallelism=self.password_hash_parallelism,
+        )
 
     @field_validator("database_url")
     @classmethod

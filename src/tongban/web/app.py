@@ -132,6 +132,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    settings.configure_password_hashing()
     engine = engine or make_engine(settings.resolved_database_url())
     runtime = Runtime(
         settings=settings,

@@ -30,11 +30,41 @@ from tongban.core.db import make_engine
 from tongban.core.migrate import upgrade
 from tongban.web.app import create_app
 
+# Passwords in tests are throwaway: argon2id with the least costs (the defaults take ~0.2 s a hash on 2
+# cores, and the suite signs in thousands of times). Every Settings() in the tests, subprocesses included,
+# reads these; the production defaults are tested in tests/test_config.py.
+os.environ.setdefault("TONGBAN_PASSWORD_HASH_TIME_COST", "1")
+os.environ.setdefault("TONGBAN_PASSWORD_HASH_MEMORY_KIB", "64")
+os.environ.setdefault("TONGBAN_PASSWORD_HASH_PARALLELISM", "1")
+Settings().configure_password_hashing()
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 GUIDES = SHARED_DATA / "service_guides" / "guides.jsonl"
 PASSWORD = "correct horse battery staple"
 #: A Monday in a year the holiday package knows.
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests run in each language once across the two passes: the Chinese runs on SQLite, the
+    English on PostgreSQL (``TONGBAN_TEST_ALL_LOCALES=1`` runs both everywhere). What a page shows and
+    how it reads does not depend on the database; the flows behind the pages run on both backends in
+    every pass through their HTTP tests, and browser tests without a language run in both passes."""
+    if os.environ.get("TONGBAN_TEST_ALL_LOCALES"):
+        return
+    postgres = (os.environ.get("TONGBAN_TEST_DATABASE_URL") or "").startswith("postgresql")
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        language = params.get("locale") or params.get("lang")
+        browser = item.get_closest_marker("browser") is not None
+        if browser and isinstance(language, str) and language.startswith("en") != postgres:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def database_url(tmp_dir: Path) -> str:

@@ -74,6 +74,14 @@ knowledge_app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
 app.add_typer(hotline_app, name="hotline")
 
+
+@app.callback()
+def _main(ctx: typer.Context) -> None:
+    """通办 tongban — one-stop government services platform."""
+    get_settings().configure_password_hashing()
+    ctx.call_on_close(_dispose_engines)
+
+
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 EXIT_ROWS_FAILED = 1
@@ -85,10 +93,21 @@ def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
+#: Engines the running command made: disposed when it ends (its connections closed, not left to exit).
+_ENGINES: list[Engine] = []
+
+
 def _engine(settings: Settings) -> Engine:
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return make_engine(settings.resolved_database_url())
+    engine = make_engine(settings.resolved_database_url())
+    _ENGINES.append(engine)
+    return engine
+
+
+def _dispose_engines() -> None:
+    while _ENGINES:
+        _ENGINES.pop().dispose()
 
 
 def _require_schema(engine: Engine) -> None:

@@ -38,10 +38,12 @@ def _sign_in(page: Page, base_url: str, username: str, then: str) -> None:
     page.fill("#password", PASSWORD)
     page.locator('form[action="/staff/login"] button[type=submit]').click()
     expect(page).to_have_url(re.compile(re.escape(then) + "$"))
+    page.wait_for_load_state()  # the URL changes when the navigation commits, before the new page is parsed
 
 
 def _rates(page: Page, row: str) -> dict[str, str]:
     """The figures of one row of the rates table as the page states them (``data-value``)."""
+    expect(page.locator(f'tr[id="{row}"]')).to_be_visible()
     cells = page.locator(f'tr[id="{row}"] td[data-rate]')
     out = {}
     for i in range(cells.count()):

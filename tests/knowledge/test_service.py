@@ -86,7 +86,9 @@ def test_workflow_four_eyes_and_audit(
     assert out.status == "published"
     assert out.published_version == 1
     assert ids(session, holder, "护照", clock) == ["faq-1"]
-    actions = session.scalars(select(AuditEvent.action).where(AuditEvent.target_id == "faq-1")).all()
+    actions = session.scalars(
+        select(AuditEvent.action).where(AuditEvent.target_id == "faq-1").order_by(AuditEvent.id)
+    ).all()
     assert actions == ["knowledge.entry.create", "knowledge.entry.submit", "knowledge.entry.publish"]
 
 

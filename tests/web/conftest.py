@@ -35,6 +35,11 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     if not _SHARED["users"]:
+        from playwright.sync_api import expect
+
+        # Assertions wait up to 20 s (Playwright's default is 5): CI runs both backends at once on 2 cores,
+        # and a first answer may embed the knowledge first. A passing check returns as soon as it holds.
+        expect.set_options(timeout=20_000)
         playwright = sync_playwright().start()
         _SHARED["playwright"] = playwright
         _SHARED["browser"] = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)

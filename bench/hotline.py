@@ -21,6 +21,8 @@ year of tickets.
    five of those a later page) and two in three ``GET /hotline/desk/{ref}`` of a different open ticket each
    time (the ticket with the assistant: the classifier's suggestion, stored on the first view, the dispatch
    plan, similar answered tickets, the knowledge hub's answer). Baseline: healthz by the same clients.
+   Then the same mix again, each ticket page one of the tickets already shown (the page an operator sees
+   again after each action on a ticket), with its own healthz baseline.
 5. **The analysis jobs over a year**: for each volume of ``--tickets-per-year`` (comma-separated) a fresh
    database (``--year-database-url``) with that many synthetic tickets over the past 365 days, ``VACUUM
    ANALYZE``-ed; in-process ``analysis.run_hotspots`` and ``analysis.run_index`` for the last complete day,
@@ -456,7 +458,7 @@ async def measure_desk(
     requests: int,
     warmup: int,
     max_seconds: float,
-) -> tuple[Result, Result, float, int]:
+) -> tuple[Result, Result, Result, Result, float, int]:
     clients = new_clients(base_url, len(operators))
     try:
         started = time.perf_counter()
@@ -476,7 +478,17 @@ async def measure_desk(
             max_seconds=max_seconds,
         )
         distinct = min(len(result.by_kind.get("ticket", [])), len(timed_refs))
-        return result, base, login_s, distinct
+        # The same mix again over the tickets just viewed: the page an operator sees again after each
+        # action on a ticket (classify, dispatch ... each answers with the ticket's page).
+        again, base_again = await bracketed(
+            "operator desk (mix), tickets seen before",
+            clients,
+            pid,
+            warm=[],
+            timed=desk_calls(timed_refs[:distinct], requests, 3),
+            max_seconds=max_seconds,
+        )
+        return result, base, again, base_again, login_s, distinct
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))
 
@@ -987,7 +999,7 @@ def part_desk(
     refs, mix = open_refs(engine, args.seed)
     log(f"{len(refs)} open tickets: {dict(mix.most_common())}")
     load0 = load()
-    result, base, login_s, distinct = asyncio.run(
+    result, base, again, base_again, login_s, distinct = asyncio.run(
         measure_desk(
             base_url,
             pid,
@@ -1005,6 +1017,12 @@ def part_desk(
         f"signed in through the form in {login_s:.1f} s. Load average {load0} before, {load()} after."
     )
     print_http(f"Operator desk, {args.clients} clients, {node.tickets:,} tickets", result, base, note)
+    print_http(
+        f"Operator desk again, {args.clients} clients: the {distinct} tickets seen before",
+        again,
+        base_again,
+        "The same mix, each ticket page one of the tickets the first run showed.",
+    )
     report["desk"] = {
         "open_tickets": len(refs),
         "open_by_channel_status": dict(mix),
@@ -1014,8 +1032,10 @@ def part_desk(
         "load_after": load(),
         "healthz": base.summary(),
         "mix": result.summary(base),
+        "healthz_again": base_again.summary(),
+        "mix_again": again.summary(base_again),
     }
-    return result.errors.total() + base.errors.total()
+    return result.errors.total() + base.errors.total() + again.errors.total() + base_again.errors.total()
 
 
 if __name__ == "__main__":

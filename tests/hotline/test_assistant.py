@@ -270,3 +270,95 @@ def test_the_json_endpoint(client: httpx.Client, hl: H, session: Session, clock:
     r = client.get(f"/api/v1/tickets/{road}/assistant", headers=hl["op.li"])
     assert r.status_code == 409
     assert r.json()["type"].endswith("ticket-wrong-status")
+
+
+def test_many_at_once_scores_exactly_as_one_by_one() -> None:
+    """The vectorised comparison of the similar tickets (bigram codes, cached between pages) gives the same
+    Dice coefficients as :func:`service.text_similarity`, for Chinese, English, punctuation, one character
+    and empty texts."""
+    import random
+
+    rng = random.Random(7)
+    alphabet = "道路维修噪音扰民小区垃圾清运供水停电公交站台abcXYZ 12,。！_-"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 90))) for _ in range(400)]
+    texts += ["", "a", "A", "。。", "ab", "道"]
+    codes = [service.gram_codes(t) for t in texts]
+    for query in [*texts[:40], "", "a", "道路 维修，噪音"]:
+        got = service.similarities(service.gram_codes(query), codes)
+        want = [service.text_similarity(query, t) for t in texts]
+        assert got.tolist() == pytest.approx(want, abs=1e-12)
+    assert service.similarities(service.gram_codes("道路"), []).size == 0
+
+
+def test_a_kept_answer_follows_the_knowledge(
+    client: httpx.Client, hl: H, session: Session, clock: FixedClock
+) -> None:
+    """Answers are kept between views of a ticket, but never past a change of the knowledge: a question
+    the hub cannot answer is answered once an entry is published, and not after it is withdrawn."""
+    holder = knowledge.IndexHolder(None)
+    ticket = new_ticket(
+        client,
+        hl["citizen.chen"],
+        request_type="consultation",
+        subject="缓缴社保",
+        body="企业申请缓缴养老保险费，缓缴期限最长多久？",
+        address="",
+    )
+    session.expire_all()
+    op = operator(session, clock)
+    first = ask(session, op, ticket["ref"], clock, holder=holder)
+    assert not first.knowledge.grounded
+    assert ask(session, op, ticket["ref"], clock, holder=holder).knowledge == first.knowledge
+
+    knowledge.ingest_content(
+        session,
+        "pension-defer",
+        policy("关于企业缓缴社会保险费的通知", PENSION),
+        actor="t",
+        clock=clock,
+        source="t",
+    )
+    session.commit()
+    published = ask(session, op, ticket["ref"], clock, holder=holder).knowledge
+    assert published.grounded
+    assert "6个月" in published.answer
+
+    admin = make_account(session, clock, "kb.admin", ["knowledge_reviewer"])
+    knowledge.withdraw_entry(session, admin, "pension-defer", clock=clock, note="superseded")
+    session.commit()
+    withdrawn = ask(session, op, ticket["ref"], clock, holder=holder).knowledge
+    assert not withdrawn.grounded
+    assert withdrawn.citations == []
+
+
+def test_the_hub_is_asked_on_its_own_only_while_a_direct_answer_is_possible(
+    client: httpx.Client, hl: H, session: Session, clock: FixedClock
+) -> None:
+    knowledge.ingest_content(
+        session,
+        "pension-defer",
+        policy("关于企业缓缴社会保险费的通知", PENSION),
+        actor="t",
+        clock=clock,
+        source="t",
+    )
+    session.commit()
+    text = {"subject": "缓缴社保", "body": "企业申请缓缴养老保险费，缓缴期限最长多久？"}
+    ref = str(new_ticket(client, hl["citizen.chen"], request_type="consultation", address="", **text)["ref"])
+    session.expire_all()
+    op = operator(session, clock)
+    holder = knowledge.IndexHolder(None)
+    assert ask(session, op, ref, clock, holder=holder).knowledge.grounded  # received: asked
+
+    act(client, hl["op.li"], ref, "classify", {"category_path": "劳动和社会保障/工资福利/拖欠工资"})
+    act(client, hl["op.li"], ref, "dispatch", {})
+    session.expire_all()
+    out = ask(session, op, ref, clock, holder=holder)
+    assert out.status == "dispatched"
+    assert out.knowledge.reason == "not_asked"
+    assert not out.knowledge.grounded
+    assert not out.direct_answer_fits
+    # The operator's own question is answered at any time.
+    asked = ask(session, op, ref, clock, holder=holder, question="缓缴养老保险费的期限最长多久").knowledge
+    assert asked.grounded
+    assert "6个月" in asked.answer

@@ -4,22 +4,32 @@
   (the ticket's own when known, else the suggestion's);
 * similar past tickets that have a reply (replied, answered directly or closed), with that reply: a
   bounded set of candidates (the newest :data:`CANDIDATES` of the same level-1 category when the category
-  is known) scored by :func:`service.text_similarity` (Dice of character bigrams);
+  is known) scored by :func:`service.text_similarity` (Dice of character bigrams; the
+  candidates' bigrams are kept between pages);
 * grounded answers from the knowledge hub for questions that need no dispatch (直接答复): the
   consultation's extractive reader over the hub's retrieval, with its sources; when nothing in the
   knowledge supports an answer the assistant says so, and lists the closest entries only as leads.
+  The hub is asked with the ticket's text while the ticket is received (a direct answer is possible),
+  and with the operator's question at any time.
 
 Nothing here writes except :func:`service.suggest`, which keeps the first suggestion on the ticket (so
 corrections can be measured), and the knowledge hub's index sync. No language model is used: every answer
-is a quotation of a published knowledge entry.
+is a quotation of a published knowledge entry. A ticket's page is opened again after each action on it:
+the classifier's suggestion for a text and the hub's answer to a question against one state of the index
+are kept (least recently used dropped first), so only a first view pays for them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Annotated, Any
 
+import numpy as np
+import numpy.typing as npt
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -41,6 +51,10 @@ CANDIDATES = 2000
 #: Similar tickets shown, and the least similarity worth showing.
 SIMILAR = 5
 MIN_SIMILARITY = 0.12
+#: Candidate texts whose bigrams are kept between pages (about 1.5 KB each).
+GRAM_CACHE = 20_000
+#: Knowledge answers kept per index (recent questions).
+ANSWER_CACHE = 2_000
 #: Characters of a reply (and of a ticket's text) shown in the list.
 EXCERPT = 240
 #: Knowledge entries read for an answer, and listed as leads.
@@ -109,7 +123,9 @@ class KnowledgeAnswer(BaseModel):
     confidence: float
     citations: list[KnowledgeCitation]
     #: Why there is no grounded answer: ``no_index`` (no knowledge hub on this node), ``not_covered``
-    #: (the knowledge does not mention names the question gives), ``no_support``; "" when grounded.
+    #: (the knowledge does not mention names the question gives), ``no_support``, ``not_asked`` (the
+    #: ticket is past the operator, so no direct answer: the hub is asked only with a question); "" when
+    #: grounded.
     reason: str
     #: The names the knowledge does not mention (``not_covered``).
     missing: list[str]
@@ -138,20 +154,55 @@ def _excerpt(text: str, limit: int = EXCERPT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+class _GramCache:
+    """The :func:`service.gram_codes` of recent candidate texts (least recently used dropped first): the
+    candidates of one level-1 category are much the same from one ticket page to the next. Keyed by the
+    text itself, so it is never stale."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._codes: OrderedDict[str, npt.NDArray[np.int64]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def codes(self, texts: Sequence[str]) -> list[npt.NDArray[np.int64]]:
+        out: list[npt.NDArray[np.int64] | None] = []
+        with self._lock:
+            for text in texts:
+                codes = self._codes.get(text)
+                if codes is not None:
+                    self._codes.move_to_end(text)
+                out.append(codes)
+        missing = {t: service.gram_codes(t) for t, c in zip(texts, out, strict=True) if c is None}
+        if missing:
+            with self._lock:
+                self._codes.update(missing)
+                while len(self._codes) > self.size:
+                    self._codes.popitem(last=False)
+        return [c if c is not None else missing[t] for t, c in zip(texts, out, strict=True)]
+
+
+_grams = _GramCache(GRAM_CACHE)
+_answers: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[str, int, dt.date], KnowledgeAnswer]] = (
+    weakref.WeakKeyDictionary()
+)
+_answers_lock = threading.Lock()
+
+
 def similar_tickets(
     session: Session, ticket_id: int, text: str, level1: str | None
 ) -> tuple[list[SimilarTicketOut], int]:
     """The answered tickets most like ``text`` (best first), and how many were compared."""
-    rows = repo.answered_tickets(
+    rows = repo.answered_texts(
         session, exclude_id=ticket_id, statuses=ANSWERED, level1=level1 or None, limit=CANDIDATES
     )
-    scored = []
-    for r in rows:
-        score = service.text_similarity(text, f"{r.subject} {r.body}")
-        if score >= MIN_SIMILARITY:
-            scored.append((score, r))
-    scored.sort(key=lambda x: (-x[0], -x[1].id))
-    names = service.unit_names(session) if scored else {}
+    scores = service.similarities(service.gram_codes(text), _grams.codes([t for _, t in rows]))
+    ranked = sorted(
+        ((float(s), rows[i][0]) for i, s in enumerate(scores) if s >= MIN_SIMILARITY),
+        key=lambda x: (-x[0], -x[1]),
+    )[:SIMILAR]
+    score_of = dict((i, s) for s, i in ranked)
+    best = repo.answered_tickets(session, [i for _, i in ranked])
+    names = service.unit_names(session) if best else {}
     out = [
         SimilarTicketOut(
             ref=r.ref,
@@ -162,14 +213,29 @@ def similar_tickets(
             unit=r.replied_by_unit,
             unit_name=names.get(r.replied_by_unit or "", r.replied_by_unit or ""),
             replied_at=r.replied_at,
-            score=round(score, 3),
+            score=round(score_of[r.id], 3),
             reply_excerpt=_excerpt(r.reply),
             resolved=r.resolved,
             satisfaction=r.satisfaction,
         )
-        for score, r in scored[:SIMILAR]
+        for r in best
     ]
     return out, len(rows)
+
+
+def _nothing(
+    question: str, reason: str, leads: list[KnowledgeLead], missing: list[str] | None = None
+) -> KnowledgeAnswer:
+    return KnowledgeAnswer(
+        question=question,
+        grounded=False,
+        answer="",
+        confidence=0.0,
+        citations=[],
+        reason=reason,
+        missing=missing or [],
+        leads=leads,
+    )
 
 
 def knowledge_answer(
@@ -179,20 +245,29 @@ def knowledge_answer(
     the closest entries as leads. Nothing is stored (unlike a consultation, no conversation is kept)."""
     question = " ".join(question.replace("\x00", " ").split())[:QUESTION_CHARS]
 
-    def nothing(reason: str, leads: list[KnowledgeLead], missing: list[str] | None = None) -> KnowledgeAnswer:
-        return KnowledgeAnswer(
-            question=question,
-            grounded=False,
-            answer="",
-            confidence=0.0,
-            citations=[],
-            reason=reason,
-            missing=missing or [],
-            leads=leads,
-        )
-
     if holder is None or not question:
-        return nothing("no_index", [])
+        return _nothing(question, "no_index", [])
+    # The same question against the same state of the index on the same day has the same answer: recent
+    # ones are kept, per index (a ticket's page asks again on every view).
+    index = knowledge.sync_index(session, holder)
+    key = (question, index.applied_seq, clock.now().date())
+    with _answers_lock:
+        answers = _answers.setdefault(index, OrderedDict())
+        known = answers.get(key)
+        if known is not None:
+            answers.move_to_end(key)
+            return known
+    answer = _knowledge_answer(session, holder, question, clock=clock)
+    with _answers_lock:
+        answers[key] = answer
+        while len(answers) > ANSWER_CACHE:
+            answers.popitem(last=False)
+    return answer
+
+
+def _knowledge_answer(
+    session: Session, holder: knowledge.IndexHolder, question: str, *, clock: Clock
+) -> KnowledgeAnswer:
     retrieval = knowledge.retrieve(session, holder, question, clock=clock, k=max(READ_ENTRIES, LEADS))
     leads: list[KnowledgeLead] = []
     if retrieval.found:
@@ -210,13 +285,13 @@ def knowledge_answer(
             )
     docs, missing = consult.covering_documents(question, consult.documents_from(retrieval))
     if missing:
-        return nothing("not_covered", leads, missing)
+        return _nothing(question, "not_covered", leads, missing)
     composition = consult.compose_extractive(question, docs[:READ_ENTRIES])
     if composition.doc is None or not retrieval.found or not composition.answer:
-        return nothing("no_support", leads)
+        return _nothing(question, "no_support", leads)
     support = consult.support_probability(composition, retrieval.strength)
     if support < consult.MIN_SUPPORT:
-        return nothing("no_support", leads)
+        return _nothing(question, "no_support", leads)
     citations = [
         KnowledgeCitation(
             id=docs[i].id,
@@ -270,7 +345,12 @@ def assistant(
     plan = service.plan_dispatch(session, category, t.region_code) if category else None
     text = f"{t.subject} {t.body}".strip()
     similar, compared = similar_tickets(session, t.id, text, category.split("/")[0] if category else None)
-    answer = knowledge_answer(session, holder, (question or "").strip() or text, clock=clock)
+    # The hub is asked on its own only while a direct answer is possible (the ticket is still received);
+    # later (a unit handles it) only when the operator asks a question.
+    if (question or "").strip() or t.status == Status.RECEIVED.value:
+        answer = knowledge_answer(session, holder, (question or "").strip() or text, clock=clock)
+    else:
+        answer = _nothing(" ".join(text.split())[:QUESTION_CHARS], "not_asked", [])
     return AssistantOut(
         ref=t.ref,
         status=t.status,

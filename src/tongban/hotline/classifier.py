@@ -32,7 +32,7 @@ import math
 import threading
 import warnings
 import zipfile
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +57,8 @@ MIN_KEYWORD_CHARS = 2
 EXPLAIN_PATHS = 3
 EXPLAIN_KEYWORDS = 10
 EXPLAIN_SIMILAR = 3
+#: Suggestions remembered per model (a ticket's page asks again on every view).
+MEMO_SIZE = 4096
 
 Floats = npt.NDArray[np.float32]
 Progress = Callable[[str, int, int], None]
@@ -331,6 +333,10 @@ class TicketModel:
         self._train_vectors = arrays["train_vectors"].astype(np.float32)
         self._train_class = arrays["train_class"].astype(np.int64)
         self._path_mask = np.array([p.path is not None for p in self.prototypes], dtype=bool)
+        # A ticket's page asks for its suggestion on every view: the answers for recent texts are kept
+        # (they are immutable and depend only on this model and the text).
+        self._memo: OrderedDict[tuple[str, str, int], Suggestion] = OrderedDict()
+        self._memo_lock = threading.Lock()
         self._check()
 
     def _check(self) -> None:
@@ -401,7 +407,19 @@ class TicketModel:
     # -- suggestions
 
     def suggest(self, subject: str, body: str, *, k: int = 3) -> Suggestion:
-        return self.suggest_many([(subject, body)], k=k)[0]
+        """The suggestion for one ticket; the last :data:`MEMO_SIZE` texts' suggestions are remembered."""
+        key = (subject, body, k)
+        with self._memo_lock:
+            known = self._memo.get(key)
+            if known is not None:
+                self._memo.move_to_end(key)
+                return known
+        suggestion = self.suggest_many([(subject, body)], k=k)[0]
+        with self._memo_lock:
+            self._memo[key] = suggestion
+            while len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
+        return suggestion
 
     def suggest_many(self, tickets: Sequence[tuple[str, str]], *, k: int = 3) -> list[Suggestion]:
         """Suggestions for ``(subject, body)`` pairs; the texts are embedded in batches, each once."""

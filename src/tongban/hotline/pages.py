@@ -161,6 +161,7 @@ KNOWLEDGE_REASON_TEXT = {
     "no_index": N_("The knowledge hub is not available on this server."),
     "not_covered": N_("The knowledge hub says nothing about: %(names)s. It cannot answer this."),
     "no_support": N_("Nothing in the knowledge hub answers this question."),
+    "not_asked": N_("The ticket is with a unit: ask the knowledge hub a question below if it helps."),
 }
 
 

@@ -158,6 +158,20 @@ def tickets_due_for_check(session: Session, statuses: Sequence[str], before: dt.
     return list(session.scalars(stmt))
 
 
+@dataclass(frozen=True)
+class DuplicateCandidate:
+    """An open ticket a new one may duplicate, as the duplicate check compares it."""
+
+    id: int
+    subject: str
+    body: str
+    address: str
+    service_code: str | None
+    lat: float | None
+    lon: float | None
+    created_at: dt.datetime
+
+
 def duplicate_candidates(
     session: Session,
     *,
@@ -167,7 +181,7 @@ def duplicate_candidates(
     region_code: str | None,
     statuses: Sequence[str],
     limit: int = 50,
-) -> list[Ticket]:
+) -> list[DuplicateCandidate]:
     """Open tickets since ``since`` at the same places (grid cells around the coordinates, or the road of
     the address), newest first; in the same district when neither is known. Uses the place index."""
     if place_keys:
@@ -177,7 +191,16 @@ def duplicate_candidates(
     else:
         return []
     stmt = (
-        select(Ticket)
+        select(
+            Ticket.id,
+            Ticket.subject,
+            Ticket.body,
+            Ticket.address,
+            Ticket.service_code,
+            Ticket.lat,
+            Ticket.lon,
+            Ticket.created_at,
+        )
         .where(
             near,
             Ticket.created_at >= since,
@@ -188,15 +211,28 @@ def duplicate_candidates(
         .order_by(Ticket.id.desc())
         .limit(limit)
     )
-    return list(session.scalars(stmt))
+    return [
+        DuplicateCandidate(
+            id=int(r.id),
+            subject=r.subject or "",
+            body=r.body or "",
+            address=r.address or "",
+            service_code=r.service_code,
+            lat=r.lat,
+            lon=r.lon,
+            created_at=r.created_at,
+        )
+        for r in session.execute(stmt)
+    ]
 
 
-def area_units(session: Session) -> list[Unit]:
-    """Active units of an area (districts, street offices): those that own a region."""
-    stmt = select(Unit).where(
+def area_names(session: Session) -> list[tuple[str, str]]:
+    """``(name, region_code)`` of the active units of an area (districts, street offices): those that own
+    a region."""
+    stmt = select(Unit.name, Unit.region_code).where(
         Unit.active.is_(True), Unit.kind.in_(("district", "street")), Unit.region_code.is_not(None)
     )
-    return list(session.scalars(stmt))
+    return [(name or "", code or "") for name, code in session.execute(stmt)]
 
 
 def events_of(session: Session, ticket_id: int) -> list[Event]:
@@ -319,7 +355,7 @@ def service(session: Session, code: str) -> Service | None:
 
 
 def settings(session: Session) -> dict[str, Any]:
-    return {s.key: s.value for s in session.scalars(select(Setting))}
+    return {key: value for key, value in session.execute(select(Setting.key, Setting.value))}
 
 
 def setting_row(session: Session, key: str) -> Setting | None:
@@ -473,16 +509,16 @@ class AnsweredTicket:
     satisfaction: int | None
 
 
-def answered_tickets(
+def answered_texts(
     session: Session,
     *,
     exclude_id: int,
     statuses: Sequence[str],
     level1: str | None,
     limit: int = 2000,
-) -> list[AnsweredTicket]:
-    """The newest ``limit`` tickets in ``statuses`` that have a reply, of the level-1 category ``level1``
-    when given (the candidates of the assistant's similar tickets)."""
+) -> list[tuple[int, str]]:
+    """``(id, subject + " " + body)`` of the newest ``limit`` tickets in ``statuses`` that have a reply,
+    of the level-1 category ``level1`` when given (the candidates of the assistant's similar tickets)."""
     cond: list[ColumnElement[bool]] = [
         Ticket.status.in_(list(statuses)),
         Ticket.reply != "",
@@ -496,25 +532,33 @@ def answered_tickets(
             )
         )
     stmt = (
-        select(
-            Ticket.id,
-            Ticket.ref,
-            Ticket.subject,
-            Ticket.body,
-            Ticket.category_path,
-            Ticket.status,
-            Ticket.reply,
-            Ticket.replied_at,
-            Ticket.replied_by_unit,
-            Ticket.resolved,
-            Ticket.satisfaction,
-        )
+        select(Ticket.id, Ticket.subject, Ticket.body)
         .where(*cond)
         .order_by(Ticket.created_at.desc(), Ticket.id.desc())
         .limit(limit)
     )
-    return [
-        AnsweredTicket(
+    return [(int(i), f"{subject or ''} {body or ''}") for i, subject, body in session.execute(stmt)]
+
+
+def answered_tickets(session: Session, ids: Sequence[int]) -> list[AnsweredTicket]:
+    """The tickets ``ids`` with their replies, in the order given (unknown ids left out)."""
+    if not ids:
+        return []
+    stmt = select(
+        Ticket.id,
+        Ticket.ref,
+        Ticket.subject,
+        Ticket.body,
+        Ticket.category_path,
+        Ticket.status,
+        Ticket.reply,
+        Ticket.replied_at,
+        Ticket.replied_by_unit,
+        Ticket.resolved,
+        Ticket.satisfaction,
+    ).where(Ticket.id.in_(list(ids)))
+    found = {
+        int(r.id): AnsweredTicket(
             id=int(r.id),
             ref=r.ref or "",
             subject=r.subject or "",
@@ -528,7 +572,8 @@ def answered_tickets(
             satisfaction=r.satisfaction,
         )
         for r in session.execute(stmt)
-    ]
+    }
+    return [found[i] for i in ids if i in found]
 
 
 # --- analysis --------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -151,10 +153,20 @@ class NoModel(DomainError):
 
 
 def current_settings(session: Session) -> dict[str, Any]:
-    """Every rule with its default where the centre has not set it."""
+    """Every rule with its default where the centre has not set it (read once per transaction: a request
+    asks several times)."""
+    transaction = session.get_transaction()
+    kept = session.info.get(_SETTINGS_KEY)
+    if kept is not None and transaction is not None and kept[0] is transaction:
+        return dict(kept[1])
     values = dict(DEFAULTS)
     values.update(repo.settings(session))
-    return values
+    session.info[_SETTINGS_KEY] = (transaction, values)
+    return dict(values)
+
+
+#: Where :func:`current_settings` keeps the rules for the rest of the transaction.
+_SETTINGS_KEY = "tongban.hotline.settings"
 
 
 def update_settings(
@@ -178,6 +190,7 @@ def update_settings(
             row.value = value
             row.updated_at = now
             row.updated_by = principal.username
+    session.info.pop(_SETTINGS_KEY, None)
     if "rate_weights" in changes and sum(current_settings(session)["rate_weights"].values()) <= 0:
         raise InvalidInput("rate_weights: at least one weight must be above 0")
     audit.record(
@@ -777,19 +790,14 @@ def place_key(address: str, lat: float | None, lon: float | None) -> str:
 
 
 def _region_from_address(session: Session, address: str) -> str | None:
+    """The region of the most local area unit (district, street office) the address names."""
     if not address:
         return None
-    best: Unit | None = None
-    for u in repo.area_units(session):
-        if (
-            u.kind in ("district", "street")
-            and u.region_code
-            and u.name
-            and u.name in address
-            and (best is None or len(u.region_code) > len(best.region_code or ""))
-        ):
-            best = u
-    return best.region_code if best else None
+    best = ""
+    for name, code in repo.area_names(session):
+        if code and name and name in address and len(code) > len(best):
+            best = code
+    return best or None
 
 
 def _deadline_class(session: Session, urgency: str, category_path: str) -> str:
@@ -973,6 +981,38 @@ def text_similarity(a: str, b: str) -> float:
     return 2 * len(ga & gb) / (len(ga) + len(gb))
 
 
+#: Code points are below this: a bigram's code is ``_CP * (_CP + first) + second``, a lone character's its
+#: code point (a text of one character has that one "gram", as in :func:`text_similarity`).
+_CP = 0x110000
+
+
+def gram_codes(text: str) -> npt.NDArray[np.int64]:
+    """The character bigrams of ``text`` as :func:`text_similarity` sees them, as sorted unique integers
+    (for comparing one text with many at once: :func:`similarities`)."""
+    norm = _PUNCT.sub("", text.lower())
+    points = np.frombuffer(norm.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    if points.size < 2:
+        return points
+    return np.unique(_CP * (_CP + points[:-1]) + points[1:])
+
+
+def similarities(
+    query: npt.NDArray[np.int64], candidates: Sequence[npt.NDArray[np.int64]]
+) -> npt.NDArray[np.float64]:
+    """:func:`text_similarity` of one text with each of many, from their :func:`gram_codes`."""
+    out = np.zeros(len(candidates), dtype=np.float64)
+    sizes = np.fromiter((c.size for c in candidates), dtype=np.int64, count=len(candidates))
+    present = np.flatnonzero(sizes)
+    if query.size == 0 or present.size == 0:
+        return out
+    flat = np.concatenate([candidates[int(i)] for i in present])
+    at = np.minimum(np.searchsorted(query, flat), query.size - 1)
+    shared = (query[at] == flat).astype(np.int64)
+    starts = np.concatenate(([0], np.cumsum(sizes[present])[:-1]))
+    out[present] = 2 * np.add.reduceat(shared, starts) / (query.size + sizes[present])
+    return out
+
+
 def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
@@ -1006,19 +1046,23 @@ def _propose_duplicates(session: Session, t: Ticket, *, clock: Clock) -> None:
         region_code=t.region_code,
         statuses=open_statuses,
     )
-    text = f"{t.subject} {t.body}"
-    found: list[tuple[float, Ticket, dict[str, Any]]] = []
+    if not candidates:
+        return
+    grams = _grams(f"{t.subject} {t.body}")
+    t_short = len(_grams(t.body)) < 6
+    found: list[tuple[float, repo.DuplicateCandidate, dict[str, Any]]] = []
     for c in candidates:
         distance = None
         if t.lat is not None and t.lon is not None and c.lat is not None and c.lon is not None:
             distance = _metres(t.lat, t.lon, c.lat, c.lon)
             if distance > metres:
                 continue
-        sim = text_similarity(text, f"{c.subject} {c.body}")
+        other = _grams(f"{c.subject} {c.body}")
+        sim = 2 * len(grams & other) / (len(grams) + len(other)) if grams and other else 0.0
         same_service = bool(t.service_code) and t.service_code == c.service_code
         same_address = bool(t.address) and t.address.strip().lower() == c.address.strip().lower()
         # Short texts (a bare Open311 request) say little: the same service at the same address does.
-        short = len(_grams(t.body)) < 6 or len(_grams(c.body)) < 6
+        short = t_short or len(_grams(c.body)) < 6
         if sim >= threshold or (
             short and same_service and (same_address or (distance is not None and distance <= 30))
         ):
@@ -1033,14 +1077,12 @@ def _propose_duplicates(session: Session, t: Ticket, *, clock: Clock) -> None:
                 reasons["distance_m"] = round(distance)
             found.append((score, c, reasons))
     found.sort(key=lambda x: (-x[0], -x[1].id))
+    # ``t`` is new: it has no proposals yet, and the candidates are distinct tickets merged into none.
     for score, c, reasons in found[:3]:
-        original = c.merged_into_id or c.id
-        if original == t.id or repo.duplicate_pair(session, t.id, original) is not None:
-            continue
         session.add(
             Duplicate(
                 ticket_id=t.id,
-                original_id=original,
+                original_id=c.id,
                 score=score,
                 reasons=reasons,
                 status="proposed",

@@ -1,0 +1,404 @@
+"""One rule, two fast paths: the checked items of a :class:`~tongban.policy.rules.RuleSet` evaluated for one
+person or enterprise (compiled Python, with an explanation of every condition), and for a whole population
+(one SQL statement per entity type, for DuckDB, PostgreSQL or Spark). Both read the same expressions
+(:mod:`.expr`) with the same three-valued meaning, and :func:`run_cases` checks the items' own test cases.
+
+Values are given per *column*: a variable's name for its value in the reference period (the last complete
+month or year before the reference date, for a variable with periods), ``name__pN`` for ``N`` periods
+before that (:func:`columns_from_periods` turns ``{"revenue": {"2025": …, "2024": …}}`` into columns).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlglot import exp
+
+from tongban.policy import expr as E
+from tongban.policy.rules import CheckedItem, Result, RuleError, RuleSet, Variable
+
+#: The letters of a condition's result in the stored explanations: true, false, unknown.
+MARKS = {True: "T", False: "F", None: "U"}
+
+
+@dataclass(frozen=True)
+class ConditionResult:
+    id: str
+    #: True (met), False (failed) or None (undetermined).
+    value: bool | None
+    #: For an undetermined condition: the columns without a value it needs.
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    item_id: str
+    version: int
+    result: Result
+    #: The benefit in fen (eligible items with an amount); None otherwise.
+    amount_fen: int | None
+    conditions: tuple[ConditionResult, ...]
+    #: Every column the undetermined conditions (or the amount) need.
+    missing: tuple[str, ...]
+    #: Granted without application (every condition proven by shared data or e-licences).
+    automatic: bool
+
+    @property
+    def marks(self) -> str:
+        return "".join(MARKS[c.value] for c in self.conditions)
+
+
+def reference_period(period: str, ref_date: dt.date, back: int = 0) -> str:
+    """The label of the reference period of a variable with periods (the last complete one before
+    ``ref_date``), or of ``back`` periods before it: ``2025`` or ``2025-11``."""
+    if period == "year":
+        return str(ref_date.year - 1 - back)
+    months = ref_date.year * 12 + (ref_date.month - 1) - 1 - back
+    return f"{months // 12:04d}-{months % 12 + 1:02d}"
+
+
+def columns_from_periods(
+    rules: RuleSet, entity: str, facts: Mapping[str, Any], ref_date: dt.date, *, depth: int = 36
+) -> dict[str, Any]:
+    """Columns from facts where a variable with periods is given per period label (``{"2025": …}``)."""
+    out: dict[str, Any] = {}
+    for name, value in facts.items():
+        var = rules.variables.get(name)
+        if var is None or var.entity != entity:
+            raise RuleError([f"{name!r} is not a variable of a {entity}"])
+        if var.expr is not None:
+            raise RuleError([f"{name} is derived: it is computed, not given"])
+        if var.period is None:
+            out[name] = _coerce(var, value)
+            continue
+        if not isinstance(value, Mapping):
+            raise RuleError([f"{name} has a value per {var.period}: give {{period: value}}"])
+        for back in range(depth):
+            label = reference_period(var.period, ref_date, back)
+            if label in value:
+                out[E.Ref(name, back).column] = _coerce(var, value[label])
+    return out
+
+
+def _coerce(var: Variable, value: Any) -> Any:
+    """A given value checked against its variable's type (None stays unknown)."""
+    if value is None:
+        return None
+    kind = var.kind
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind in ("int", "money") and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind in ("text", "code") and isinstance(value, str):
+        return value
+    if kind == "date":
+        if isinstance(value, dt.date):
+            return value
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                pass
+    raise RuleError([f"{var.name}: {value!r} is not {'a whole number of fen' if kind == 'money' else kind}"])
+
+
+def final_amount_source(item: CheckedItem) -> str | None:
+    """The amount as one expression: never below 0, capped, rounded down to the item's multiple."""
+    spec = item.spec.amount
+    if spec is None:
+        return None
+    out = f"GREATEST(({spec.expr}), 0)"
+    if spec.cap_fen is not None:
+        out = f"LEAST({out}, {spec.cap_fen})"
+    if spec.round_to_fen > 1:
+        out = f"(({out}) // {spec.round_to_fen}) * {spec.round_to_fen}"
+    return out
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    item: CheckedItem
+    function: Callable[[Mapping[str, Any]], tuple[tuple[bool | None, ...], int | None]]
+    in_window: bool
+
+
+class Matcher:
+    """The rule set compiled for one reference date: :meth:`evaluate` one entity against its items."""
+
+    def __init__(self, rules: RuleSet, ref_date: dt.date) -> None:
+        self.rules = rules
+        self.ref_date = ref_date
+        self._derived: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self._items: dict[str, list[_Compiled]] = {}
+        for entity in ("person", "household", "enterprise"):
+            self._derived[entity] = self._compile_derived(entity)
+            self._items[entity] = [
+                self._compile_item(item) for item in rules.items.values() if item.spec.entity == entity
+            ]
+
+    def _compile_derived(self, entity: str) -> Callable[[dict[str, Any]], None]:
+        consts: dict[str, Any] = {}
+        lines = ["def _derive(d):"]
+        derived = self.rules.derived(entity)
+        if not derived:
+            lines.append("    return None")
+        for var, expression in derived:
+            for column in sorted({r.column for r in expression.refs}):
+                lines.append(f"    v_{column} = d.get({column!r})")
+            lines.append(f"    d[{var.name!r}] = {E.python_source(expression, self.ref_date, consts)}")
+        namespace: dict[str, Any] = dict(consts)
+        exec(compile("\n".join(lines), f"<derived {entity}>", "exec"), namespace)  # noqa: S102
+        function: Callable[[dict[str, Any]], None] = namespace["_derive"]
+        return function
+
+    def _compile_item(self, item: CheckedItem) -> _Compiled:
+        consts: dict[str, Any] = {}
+        lines = ["def _item(d):"]
+        lines += [f"    v_{c} = d.get({c!r})" for c in sorted({r.column for r in item.refs})]
+        names = []
+        for n, c in enumerate(item.conditions):
+            lines.append(f"    c{n} = {E.python_source(c.expr, self.ref_date, consts)}")
+            names.append(f"c{n}")
+        conditions = "(" + "".join(f"{n}, " for n in names) + ")"
+        amount_source = final_amount_source(item)
+        if amount_source is None:
+            lines.append(f"    return {conditions}, None")
+        else:
+            types = self.rules.types(item.spec.entity)
+            amount = E.parse(amount_source, types, want="int")
+            lines.append(f"    if {' and '.join(f'{n} is True' for n in names)}:")
+            lines.append(f"        return {conditions}, {E.python_source(amount, self.ref_date, consts)}")
+            lines.append(f"    return {conditions}, None")
+        namespace: dict[str, Any] = dict(consts)
+        exec(compile("\n".join(lines), f"<item {item.id}>", "exec"), namespace)  # noqa: S102
+        window = item.spec.window
+        in_window = (window.start is None or window.start <= self.ref_date) and (
+            window.end is None or self.ref_date <= window.end
+        )
+        return _Compiled(item, namespace["_item"], in_window)
+
+    def evaluate(
+        self, entity: str, columns: Mapping[str, Any], *, items: Iterable[str] | None = None
+    ) -> list[Decision]:
+        """Every item for ``entity`` (or those named) decided for one entity's ``columns``."""
+        values = dict(columns)
+        self._derived[entity](values)
+        wanted = set(items) if items is not None else None
+        out = []
+        for compiled in self._items[entity]:
+            if wanted is not None and compiled.item.id not in wanted:
+                continue
+            out.append(self._decide(compiled, values))
+        return out
+
+    def _decide(self, compiled: _Compiled, values: Mapping[str, Any]) -> Decision:
+        item = compiled.item
+        results, amount = compiled.function(values)
+        conditions = []
+        missing: set[str] = set()
+        for c, value in zip(item.conditions, results, strict=True):
+            gaps: tuple[str, ...] = ()
+            if value is None:
+                gaps = tuple(sorted(self._gaps(item.spec.entity, c.expr, values)))
+                missing.update(gaps)
+            conditions.append(ConditionResult(c.spec.id, value, gaps))
+        if not compiled.in_window:
+            conditions.append(ConditionResult("window", False))
+        result: Result
+        if any(r.value is False for r in conditions):
+            result, amount = "not_eligible", None
+        elif any(r.value is None for r in conditions):
+            result, amount = "undetermined", None
+        else:
+            result = "eligible"
+            if item.amount is not None and amount is None:
+                result = "undetermined"
+                missing.update(self._gaps(item.spec.entity, item.amount, values))
+        return Decision(
+            item_id=item.id,
+            version=item.spec.version,
+            result=result,
+            amount_fen=amount,
+            conditions=tuple(conditions),
+            missing=tuple(sorted(missing)),
+            automatic=item.automatic,
+        )
+
+    def _gaps(self, entity: str, expression: E.Expr, values: Mapping[str, Any]) -> set[str]:
+        """The given columns without a value behind an unknown result (through derived variables)."""
+        out: set[str] = set()
+        for ref in expression.refs:
+            if values.get(ref.column) is not None:
+                continue
+            var = self.rules.variables[ref.name]
+            if var.expr is None:
+                out.add(ref.column)
+            else:
+                derived = dict(self.rules.derived(entity))
+                out |= self._gaps(entity, derived[var], values)
+        return out
+
+
+# --- test cases -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseFailure:
+    item_id: str
+    case: str
+    problem: str
+
+
+def run_cases(rules: RuleSet, *, items: Iterable[str] | None = None) -> list[CaseFailure]:
+    """Run the items' test cases, each on its own reference date; the failures (none: every case passed)."""
+    matchers: dict[dt.date, Matcher] = {}
+    failures = []
+    wanted = set(items) if items is not None else None
+    for item in rules.items.values():
+        if wanted is not None and item.id not in wanted:
+            continue
+        for case in item.spec.tests:
+            ref_date = case.date
+            matcher = matchers.get(ref_date) or matchers.setdefault(ref_date, Matcher(rules, ref_date))
+            try:
+                columns = columns_from_periods(rules, item.spec.entity, case.inputs, ref_date)
+                decision = matcher.evaluate(item.spec.entity, columns, items=[item.id])[0]
+            except RuleError as exc:
+                failures.append(CaseFailure(item.id, case.name, str(exc)))
+                continue
+            want = case.expect
+            problems = []
+            if decision.result != want.result:
+                problems.append(f"result {decision.result}, expected {want.result}")
+            if want.amount_fen is not None and decision.amount_fen != want.amount_fen:
+                problems.append(f"amount {decision.amount_fen} fen, expected {want.amount_fen}")
+            if want.missing is not None and sorted(_label(m) for m in decision.missing) != sorted(
+                want.missing
+            ):
+                problems.append(
+                    f"missing {sorted(_label(m) for m in decision.missing)}, expected {sorted(want.missing)}"
+                )
+            if want.failed is not None:
+                failed = sorted(c.id for c in decision.conditions if c.value is False)
+                if failed != sorted(want.failed):
+                    problems.append(f"failed {failed}, expected {sorted(want.failed)}")
+            failures.extend(CaseFailure(item.id, case.name, p) for p in problems)
+    return failures
+
+
+def _label(column: str) -> str:
+    """``revenue__p1`` → ``revenue@1`` (how test cases name a missing earlier period)."""
+    name, _, back = column.partition("__p")
+    return f"{name}@{back}" if back else name
+
+
+# --- the population path -----------------------------------------------------------------------------------
+
+
+def batch_sql(
+    rules: RuleSet,
+    entity: str,
+    ref_date: dt.date,
+    *,
+    dialect: str,
+    table: str,
+    items: Sequence[str] | None = None,
+    keep_not_eligible: bool = False,
+) -> str:
+    """One statement deciding every row of ``table`` (an ``id`` and a column per given value) for the
+    entity's items: ``id``, ``item_id``, ``version``, ``result``, ``amount_fen``, ``marks`` (a letter per
+    condition: T, F or U). Rows not eligible are left out unless ``keep_not_eligible``."""
+    if dialect not in E.DIALECTS:
+        raise RuleError([f"unknown SQL dialect {dialect!r}; known: {', '.join(E.DIALECTS)}"])
+    chosen = [
+        item
+        for item in rules.items.values()
+        if item.spec.entity == entity and (items is None or item.id in items)
+    ]
+    if not chosen:
+        raise RuleError([f"no item for a {entity} to evaluate"])
+    types = rules.types(entity)
+    source: exp.Expr = exp.select(exp.Star()).from_(exp.to_table(table))
+    for var, expression in rules.derived(entity):
+        source = exp.select(
+            exp.Star(), exp.alias_(E.sql_tree(expression, ref_date, dialect), var.name, quoted=True)
+        ).from_(exp.Subquery(this=source, alias=exp.TableAlias(this=exp.to_identifier("b"))))
+    parts = []
+    for item in chosen:
+        window = item.spec.window
+        in_window = (window.start is None or window.start <= ref_date) and (
+            window.end is None or ref_date <= window.end
+        )
+        conds = [E.sql_tree(c.expr, ref_date, dialect) for c in item.conditions]
+        inner_cols: list[exp.Expr] = [exp.column("id", quoted=True)]
+        inner_cols += [exp.alias_(c, f"c{n}", quoted=True) for n, c in enumerate(conds)]
+        amount_source = final_amount_source(item)
+        if amount_source is not None:
+            amount = E.parse(amount_source, types, want="int")
+            inner_cols.append(exp.alias_(E.sql_tree(amount, ref_date, dialect), "amt", quoted=True))
+        inner = exp.select(*inner_cols).from_(
+            exp.Subquery(this=source.copy(), alias=exp.TableAlias(this=exp.to_identifier("d")))
+        )
+        names = [exp.column(f"c{n}", quoted=True) for n in range(len(conds))]
+        all_met: exp.Expr = names[0].copy()
+        for n in names[1:]:
+            all_met = exp.And(this=all_met, expression=n.copy())
+        if not in_window:
+            all_met = exp.And(this=all_met, expression=exp.false())
+        amount_ok = (
+            exp.And(this=all_met.copy(), expression=exp.Not(this=E._is_null(exp.column("amt", quoted=True))))
+            if amount_source is not None
+            else all_met.copy()
+        )
+        result = exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.Not(this=exp.Paren(this=all_met.copy())), true=exp.Literal.string("not_eligible")
+                ),
+                exp.If(this=amount_ok, true=exp.Literal.string("eligible")),
+            ],
+            default=exp.Literal.string("undetermined"),
+        )
+        amount_col: exp.Expr = (
+            exp.Case(ifs=[exp.If(this=all_met.copy(), true=exp.column("amt", quoted=True))])
+            if amount_source is not None
+            else exp.cast(exp.Null(), "BIGINT")
+        )
+        marks: exp.Expr | None = None
+        for n in names:
+            mark = exp.Case(
+                ifs=[
+                    exp.If(this=n.copy(), true=exp.Literal.string("T")),
+                    exp.If(this=exp.Not(this=n.copy()), true=exp.Literal.string("F")),
+                ],
+                default=exp.Literal.string("U"),
+            )
+            marks = mark if marks is None else exp.DPipe(this=marks, expression=mark)
+        if not in_window and marks is not None:  # the window, as the Python path explains it
+            marks = exp.DPipe(this=marks, expression=exp.Literal.string("F"))
+        outer = exp.select(
+            exp.column("id", quoted=True),
+            exp.alias_(exp.Literal.string(item.id), "item_id", quoted=True),
+            exp.alias_(exp.Literal.number(item.spec.version), "version", quoted=True),
+            exp.alias_(result, "result", quoted=True),
+            exp.alias_(amount_col, "amount_fen", quoted=True),
+            exp.alias_(marks if marks is not None else exp.Literal.string(""), "marks", quoted=True),
+        ).from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("e"))))
+        if not keep_not_eligible:
+            outer = (
+                exp.select(exp.Star())
+                .from_(exp.Subquery(this=outer, alias=exp.TableAlias(this=exp.to_identifier("r"))))
+                .where(
+                    exp.NEQ(
+                        this=exp.column("result", quoted=True), expression=exp.Literal.string("not_eligible")
+                    )
+                )
+            )
+        parts.append(outer)
+    statement: exp.Expr = parts[0]
+    for p in parts[1:]:
+        statement = exp.union(statement, p, distinct=False)
+    return statement.sql(dialect)

@@ -1,0 +1,310 @@
+"""Policy items as code: the shipped demo rules pass their own test cases; a population decided by the
+compiled Python and by the batch SQL (DuckDB always, PostgreSQL in the PostgreSQL pass) gives the same
+result, amount and explanation for every entity and item, missing data included."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from sqlalchemy import Connection, text
+
+from tongban.policy import engine as G
+from tongban.policy import expr as E
+from tongban.policy import rules as R
+
+REF = dt.date(2026, 12, 3)
+
+
+def shipped() -> R.RuleSet:
+    folder = Path(str(resources.files("tongban.policy") / "data" / "rules"))
+    return R.load_rule_set(folder.glob("*.yaml"))
+
+
+def test_the_shipped_items_pass_their_cases_and_a_wrong_expectation_fails() -> None:
+    rules = shipped()
+    assert len(rules.items) >= 4
+    assert sum(len(i.spec.tests) for i in rules.items.values()) >= 10
+    assert G.run_cases(rules) == []
+
+    # The same item with one expected amount off by a fen: reported, with the two amounts.
+    item = rules.items["smb-rent-subsidy"]
+    cases = list(item.spec.tests)
+    wrong = cases[0].model_copy(update={"expect": cases[0].expect.model_copy(update={"amount_fen": 6172801})})
+    changed = item.spec.model_copy(update={"tests": [wrong, *cases[1:]]})
+    mutated = R.check(R.RuleFile(variables=list(rules.variables.values()), items=[changed]))
+    failures = G.run_cases(mutated)
+    assert [(f.item_id, f.problem) for f in failures] == [
+        ("smb-rent-subsidy", "amount 6172800 fen, expected 6172801")
+    ]
+
+
+def test_an_explanation_names_every_condition_and_the_missing_data() -> None:
+    rules = shipped()
+    matcher = G.Matcher(rules, REF)
+    columns = G.columns_from_periods(
+        rules,
+        "enterprise",
+        {
+            "region_code": "110105",
+            "industry_code": "I6510",
+            "employees": 40,
+            "revenue": {"2025": 3_000_000_000},
+            "si_paid": {"2026-11": True, "2026-10": True, "2026-09": True},
+            "tax_credit_grade": "D",
+        },
+        REF,
+    )
+    decision = {d.item_id: d for d in matcher.evaluate("enterprise", columns)}
+    rent = decision["smb-rent-subsidy"]
+    assert rent.result == "not_eligible"  # grade D fails, whatever the unknown months would say
+    assert [(c.id, c.value) for c in rent.conditions] == [
+        ("in_city", True),
+        ("small_or_micro", True),
+        ("insured_6_months", None),
+        ("credit_ok", False),
+        ("rent_declared", None),
+    ]
+    assert rent.conditions[2].missing == ("si_paid__p3", "si_paid__p4", "si_paid__p5")
+    assert rent.marks == "TTUFU"
+    assert not rent.automatic  # the rent paid is the applicant's to declare: a fast application
+    growth = decision["growth-award"]
+    assert growth.result == "undetermined"
+    assert growth.missing == ("high_tech", "revenue__p1")
+    assert growth.automatic
+
+
+def _population(rules: R.RuleSet, entity: str, n: int, seed: int) -> list[dict[str, Any]]:
+    """Random entities with every kind of value, and a fifth of each value missing."""
+    rng = random.Random(seed)
+    columns = sorted(
+        {r.column for item in rules.items.values() if item.spec.entity == entity for r in item.refs}
+        | {r.column for _, e in rules.derived(entity) for r in e.refs}
+    )
+    derived = {v.name for v, _ in rules.derived(entity)}
+    rows = []
+    for i in range(n):
+        row: dict[str, Any] = {"id": i}
+        for column in columns:
+            name = column.split("__p")[0]
+            if name in derived:
+                continue
+            var = rules.variables[name]
+            value: Any
+            if var.kind == "bool":
+                value = rng.random() < 0.8
+            elif var.kind == "money":
+                value = rng.choice([0, 1, 99, rng.randint(0, 10**12), rng.randint(10**6, 10**9)])
+            elif var.kind == "int":
+                value = rng.choice([rng.randint(0, 5), rng.randint(0, 300), rng.randint(0, 5000)])
+            elif var.kind == "date":
+                value = dt.date(rng.randint(1915, 2026), rng.randint(1, 12), rng.randint(1, 28))
+            elif name.endswith("region") or name == "region_code":
+                value = rng.choice(["110105", "110108", "110000", "310101", "120104"])
+            elif name == "industry_code":
+                value = rng.choice(["I6510", "C3911", "A0111", "F5123"])
+            else:
+                value = rng.choice(["A", "B", "M", "C", "D"])
+            row[column] = None if rng.random() < 0.2 else value
+        rows.append(row)
+    return rows
+
+
+SQL_TYPES = {
+    "bool": "BOOLEAN",
+    "int": "BIGINT",
+    "money": "BIGINT",
+    "date": "DATE",
+    "text": "VARCHAR",
+    "code": "VARCHAR",
+}
+
+
+def _table_columns(rules: R.RuleSet, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    names = [k for k in rows[0] if k != "id"]
+    return [("id", "BIGINT")] + [(c, SQL_TYPES[rules.variables[c.split("__p")[0]].kind]) for c in names]
+
+
+def _python(rules: R.RuleSet, entity: str, rows: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
+    matcher = G.Matcher(rules, REF)
+    out = set()
+    for row in rows:
+        for d in matcher.evaluate(entity, {k: v for k, v in row.items() if k != "id"}):
+            out.add((row["id"], d.item_id, d.version, d.result, d.amount_fen, d.marks))
+    return out
+
+
+@pytest.mark.parametrize("entity", ["enterprise", "person"])
+def test_python_duckdb_and_the_test_database_decide_alike(entity: str, connection: Connection) -> None:
+    rules = shipped()
+    rows = _population(rules, entity, 3000, seed=11 if entity == "person" else 12)
+    want = _python(rules, entity, rows)
+    results = {r for _, _, _, r, _, _ in want}
+    assert results == {"eligible", "not_eligible", "undetermined"}  # the population reaches every outcome
+    columns = _table_columns(rules, rows)
+
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE pop ({', '.join(f'{c} {t}' for c, t in columns)})")
+    con.executemany(
+        f"INSERT INTO pop VALUES ({', '.join('?' for _ in columns)})",
+        [[r[c] for c, _ in columns] for r in rows],
+    )
+    sql = G.batch_sql(rules, entity, REF, dialect="duckdb", table="pop", keep_not_eligible=True)
+    assert set(map(tuple, con.execute(sql).fetchall())) == want
+
+    if connection.dialect.name == "postgresql":
+        pg_types = {"VARCHAR": "TEXT"}
+        connection.execute(
+            text(f"CREATE TEMPORARY TABLE pop ({', '.join(f'{c} {pg_types.get(t, t)}' for c, t in columns)})")
+        )
+        connection.execute(
+            text(f"INSERT INTO pop VALUES ({', '.join(f':{c}' for c, _ in columns)})"),
+            [{c: r[c] for c, _ in columns} for r in rows],
+        )
+        sql = G.batch_sql(rules, entity, REF, dialect="postgres", table="pop", keep_not_eligible=True)
+        assert {tuple(r) for r in connection.execute(text(sql))} == want
+    # Only the rows worth keeping: not-eligible ones are left out by default.
+    kept = G.batch_sql(rules, entity, REF, dialect="duckdb", table="pop")
+    assert set(map(tuple, con.execute(kept).fetchall())) == {w for w in want if w[3] != "not_eligible"}
+
+
+def test_missing_data_never_defaults() -> None:
+    """LEAST, GREATEST and CASE would choose on every engine when a value is NULL; in a rule the result
+    is unknown instead, on both paths."""
+    types = {"a": E.VarType("int"), "b": E.VarType("int")}
+    con = duckdb.connect()
+    for source in [
+        "LEAST(a, 5) < 10",
+        "GREATEST(a, 5) > 1",
+        "CASE WHEN a > 1 THEN TRUE ELSE FALSE END",
+        "a > 1 OR b > 1",
+    ]:
+        e = E.parse(source, types, want="bool")
+        assert E.compile_function(e, REF)({"b": 0}) is None, source
+        sql = E.to_sql(e, REF, "duckdb")
+        assert con.execute(f"SELECT {sql} FROM (SELECT CAST(NULL AS BIGINT) AS a, 0 AS b)").fetchone() == (
+            None,
+        ), source
+    # Kleene logic where the known part decides: unknown AND false is false, unknown OR true is true.
+    assert E.compile_function(E.parse("a > 1 AND b > 1", types), REF)({"b": 0}) is False
+    assert E.compile_function(E.parse("a > 1 OR b > -1", types), REF)({"b": 0}) is True
+
+
+def test_money_is_exact_at_any_scale() -> None:
+    """Floor division is exact in whole fen on every engine, negative numbers included, far beyond what a
+    64-bit float holds exactly (2^53 fen)."""
+    types = {"a": E.VarType("money")}
+    e = E.parse("(a * 7) // 3", types, want="int")
+    f = E.compile_function(e, REF)
+    con = duckdb.connect()
+    for a in [2**60 // 7, -(2**60 // 7), 9_007_199_254_740_993 // 7, -1, 0, 1, 5]:
+        want = (a * 7) // 3
+        assert f({"a": a}) == want
+        sql = E.to_sql(e, REF, "duckdb")
+        assert con.execute(f"SELECT {sql} FROM (SELECT CAST({a} AS HUGEINT) AS a)").fetchone() == (want,)
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ({"items": [{"id": "x"}]}, "items.0.version: Field required"),
+        (
+            {
+                "variables": [
+                    {
+                        "name": "Bad",
+                        "entity": "person",
+                        "kind": "int",
+                        "label": {"zh": "坏"},
+                        "proof": {"kind": "applicant"},
+                    }
+                ]
+            },
+            "variable 'Bad': lowercase letters",
+        ),
+        (
+            {"variables": [{"name": "v", "entity": "person", "kind": "int", "label": {"zh": "值"}}]},
+            "give either proof (a fact) or expr",
+        ),
+        (
+            {
+                "variables": [
+                    {
+                        "name": "v",
+                        "entity": "person",
+                        "kind": "int",
+                        "label": {"zh": "值"},
+                        "proof": {"kind": "shared_data"},
+                    }
+                ]
+            },
+            "names its source",
+        ),
+    ],
+)
+def test_a_bad_rule_file_is_refused_with_its_reasons(raw: dict[str, Any], problem: str) -> None:
+    with pytest.raises(R.RuleError) as caught:
+        R.parse_text(json.dumps(raw), filename="rules.json")
+    assert problem in str(caught.value)
+
+
+def test_every_problem_of_an_item_is_reported_at_once() -> None:
+    rules = shipped()
+    item = {
+        "id": "broken",
+        "version": 1,
+        "title": {"zh": "坏的"},
+        "entity": "person",
+        "support": "奖补",
+        "document": "示范",
+        "conditions": [
+            {
+                "id": "a",
+                "text": {"zh": "甲"},
+                "type": "compare",
+                "variable": "employees",
+                "op": ">",
+                "value": 1,
+                "source": {"article": "一"},
+            },
+            {
+                "id": "b",
+                "text": {"zh": "乙"},
+                "type": "expr",
+                "expr": "COALESCE(age, 0) > 60",
+                "source": {"article": "二"},
+            },
+            {
+                "id": "c",
+                "text": {"zh": "丙"},
+                "type": "expr",
+                "expr": "age / 2 > 1",
+                "source": {"article": "三"},
+            },
+            {
+                "id": "d",
+                "text": {"zh": "丁"},
+                "type": "growth",
+                "variable": "age",
+                "min_percent": 5,
+                "source": {"article": "四"},
+            },
+        ],
+        "amount": {"expr": "age > 1"},
+    }
+    raw = R.RuleFile.model_validate({"items": [item]})
+    with pytest.raises(R.RuleError) as caught:
+        R.check(raw, base=rules)
+    problems = caught.value.problems
+    assert len(problems) == 5, problems
+    assert "'employees' is not a variable of a person" in problems[0]
+    assert "no COALESCE" in problems[1]
+    assert "use // (floor division" in problems[2]
+    assert "growth needs a number with periods" in problems[3]
+    assert "is a condition, not a number" in problems[4]

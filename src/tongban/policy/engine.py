@@ -133,11 +133,18 @@ class Matcher:
         self.ref_date = ref_date
         self._derived: dict[str, Callable[[dict[str, Any]], None]] = {}
         self._items: dict[str, list[_Compiled]] = {}
+        self._screens: dict[str, Callable[[Mapping[str, Any]], list[int]]] = {}
+        #: Derived variables by name, per entity (what an unknown derived value is missing).
+        self._derived_by_name: dict[str, dict[str, E.Expr]] = {
+            entity: {var.name: expression for var, expression in rules.derived(entity)}
+            for entity in ("person", "household", "enterprise")
+        }
         for entity in ("person", "household", "enterprise"):
             self._derived[entity] = self._compile_derived(entity)
             self._items[entity] = [
                 self._compile_item(item) for item in rules.items.values() if item.spec.entity == entity
             ]
+            self._screens[entity] = self._compile_screen(entity)
 
     def _compile_derived(self, entity: str) -> Callable[[dict[str, Any]], None]:
         consts: dict[str, Any] = {}
@@ -179,6 +186,47 @@ class Matcher:
             window.end is None or self.ref_date <= window.end
         )
         return _Compiled(item, namespace["_item"], in_window)
+
+    def _compile_screen(self, entity: str) -> Callable[[Mapping[str, Any]], list[int]]:
+        """One function over all the entity's items that stops at an item's first failed condition and
+        returns the positions of the items not failed (the fast path of :meth:`match`)."""
+        compiled = self._items[entity]
+        columns = sorted({r.column for c in compiled for r in c.item.refs})
+        consts: dict[str, Any] = {}
+        lines = ["def _screen(d):"]
+        lines += [f"    v_{c} = d.get({c!r})" for c in columns]
+        lines.append("    out = []")
+        for position, c in enumerate(compiled):
+            if not c.in_window:
+                continue
+            lines.append("    while True:")
+            for condition in c.item.conditions:
+                lines.append(f"        if {E.python_source(condition.expr, self.ref_date, consts)} is False:")
+                lines.append("            break")
+            lines.append(f"        out.append({position})")
+            lines.append("        break")
+        lines.append("    return out")
+        namespace: dict[str, Any] = dict(consts)
+        exec(compile("\n".join(lines), f"<screen {entity}>", "exec"), namespace)  # noqa: S102
+        function: Callable[[Mapping[str, Any]], list[int]] = namespace["_screen"]
+        return function
+
+    def screen(self, entity: str, columns: Mapping[str, Any]) -> list[str]:
+        """The ids of the items ``columns`` do not fail (eligible or undetermined), without explanations:
+        the fastest answer to "what may this person or enterprise have"."""
+        values = dict(columns)
+        self._derived[entity](values)
+        compiled = self._items[entity]
+        return [compiled[i].item.id for i in self._screens[entity](values)]
+
+    def match(self, entity: str, columns: Mapping[str, Any]) -> list[Decision]:
+        """The items ``columns`` are eligible for or undetermined on, decided and explained; items failed
+        are left out without building their explanation (the per-request path over many items)."""
+        values = dict(columns)
+        self._derived[entity](values)
+        compiled = self._items[entity]
+        decisions = (self._decide(compiled[i], values) for i in self._screens[entity](values))
+        return [d for d in decisions if d.result != "not_eligible"]
 
     def evaluate(
         self, entity: str, columns: Mapping[str, Any], *, items: Iterable[str] | None = None
@@ -233,12 +281,11 @@ class Matcher:
         for ref in expression.refs:
             if values.get(ref.column) is not None:
                 continue
-            var = self.rules.variables[ref.name]
-            if var.expr is None:
+            derived = self._derived_by_name[entity].get(ref.name)
+            if derived is None:
                 out.add(ref.column)
             else:
-                derived = dict(self.rules.derived(entity))
-                out |= self._gaps(entity, derived[var], values)
+                out |= self._gaps(entity, derived, values)
         return out
 
 

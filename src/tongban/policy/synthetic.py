@@ -155,6 +155,7 @@ def persons_sql(n: int, ref_date: dt.date, seed: int = 0) -> str:
 SELECT i AS id,
   {_missing("hukou_code", "hukou", seed, 0.01)} AS hukou_region,
   {_missing("CAST(birth AS DATE)", "birth", seed, 0.02)} AS birth_date,
+  {_missing(f"{_u('disabled', seed)} < 0.06", "certified", seed, 0.005)} AS disability_certified,
   {disability} AS disability_grade,
   {_missing(f"{_u('low', seed)} < 0.005", "low", seed, 0.03)} AS low_income,
   {income_cols},

@@ -46,6 +46,31 @@ def policy(title: str, text: str) -> EntryContent:
     )
 
 
+def publish_pension(session: Session, clock: FixedClock) -> None:
+    """The knowledge entry the questions below are about, published."""
+    knowledge.ingest_content(
+        session,
+        "pension-defer",
+        policy("关于企业缓缴社会保险费的通知", PENSION),
+        actor="t",
+        clock=clock,
+        source="t",
+    )
+    session.commit()
+
+
+def pension_question(client: httpx.Client, hl: H) -> dict[str, Any]:
+    """A citizen's question about the entry of :func:`publish_pension`, as a received ticket."""
+    return new_ticket(
+        client,
+        hl["citizen.chen"],
+        request_type="consultation",
+        subject="缓缴社保",
+        body="企业申请缓缴养老保险费，缓缴期限最长多久？",
+        address="",
+    )
+
+
 def operator(session: Session, clock: FixedClock) -> auth.Principal:
     return make_account(session, clock, "op.assist", ["hotline_operator"])
 
@@ -129,23 +154,8 @@ def test_the_candidates_are_bounded_and_the_newest_first(
 def test_a_question_gets_a_grounded_answer_with_its_source_and_a_direct_answer_fits(
     client: httpx.Client, hl: H, session: Session, clock: FixedClock
 ) -> None:
-    knowledge.ingest_content(
-        session,
-        "pension-defer",
-        policy("关于企业缓缴社会保险费的通知", PENSION),
-        actor="t",
-        clock=clock,
-        source="t",
-    )
-    session.commit()
-    question = new_ticket(
-        client,
-        hl["citizen.chen"],
-        request_type="consultation",
-        subject="缓缴社保",
-        body="企业申请缓缴养老保险费，缓缴期限最长多久？",
-        address="",
-    )
+    publish_pension(session, clock)
+    question = pension_question(client, hl)
     session.expire_all()
     op = operator(session, clock)
     out = ask(session, op, question["ref"], clock)
@@ -296,29 +306,14 @@ def test_a_kept_answer_follows_the_knowledge(
     """Answers are kept between views of a ticket, but never past a change of the knowledge: a question
     the hub cannot answer is answered once an entry is published, and not after it is withdrawn."""
     holder = knowledge.IndexHolder(None)
-    ticket = new_ticket(
-        client,
-        hl["citizen.chen"],
-        request_type="consultation",
-        subject="缓缴社保",
-        body="企业申请缓缴养老保险费，缓缴期限最长多久？",
-        address="",
-    )
+    ticket = pension_question(client, hl)
     session.expire_all()
     op = operator(session, clock)
     first = ask(session, op, ticket["ref"], clock, holder=holder)
     assert not first.knowledge.grounded
     assert ask(session, op, ticket["ref"], clock, holder=holder).knowledge == first.knowledge
 
-    knowledge.ingest_content(
-        session,
-        "pension-defer",
-        policy("关于企业缓缴社会保险费的通知", PENSION),
-        actor="t",
-        clock=clock,
-        source="t",
-    )
-    session.commit()
+    publish_pension(session, clock)
     published = ask(session, op, ticket["ref"], clock, holder=holder).knowledge
     assert published.grounded
     assert "6个月" in published.answer
@@ -334,15 +329,7 @@ def test_a_kept_answer_follows_the_knowledge(
 def test_the_hub_is_asked_on_its_own_only_while_a_direct_answer_is_possible(
     client: httpx.Client, hl: H, session: Session, clock: FixedClock
 ) -> None:
-    knowledge.ingest_content(
-        session,
-        "pension-defer",
-        policy("关于企业缓缴社会保险费的通知", PENSION),
-        actor="t",
-        clock=clock,
-        source="t",
-    )
-    session.commit()
+    publish_pension(session, clock)
     text = {"subject": "缓缴社保", "body": "企业申请缓缴养老保险费，缓缴期限最长多久？"}
     ref = str(new_ticket(client, hl["citizen.chen"], request_type="consultation", address="", **text)["ref"])
     session.expire_all()

@@ -210,42 +210,17 @@ def test_money_is_exact_at_any_scale() -> None:
         assert con.execute(f"SELECT {sql} FROM (SELECT CAST({a} AS HUGEINT) AS a)").fetchone() == (want,)
 
 
+def _variable(**fields: Any) -> dict[str, Any]:
+    return {"variables": [{"name": "v", "entity": "person", "kind": "int", "label": {"zh": "值"}, **fields}]}
+
+
 @pytest.mark.parametrize(
     ("raw", "problem"),
     [
         ({"items": [{"id": "x"}]}, "items.0.version: Field required"),
-        (
-            {
-                "variables": [
-                    {
-                        "name": "Bad",
-                        "entity": "person",
-                        "kind": "int",
-                        "label": {"zh": "坏"},
-                        "proof": {"kind": "applicant"},
-                    }
-                ]
-            },
-            "variable 'Bad': lowercase letters",
-        ),
-        (
-            {"variables": [{"name": "v", "entity": "person", "kind": "int", "label": {"zh": "值"}}]},
-            "give either proof (a fact) or expr",
-        ),
-        (
-            {
-                "variables": [
-                    {
-                        "name": "v",
-                        "entity": "person",
-                        "kind": "int",
-                        "label": {"zh": "值"},
-                        "proof": {"kind": "shared_data"},
-                    }
-                ]
-            },
-            "names its source",
-        ),
+        (_variable(name="Bad", proof={"kind": "applicant"}), "variable 'Bad': lowercase letters"),
+        (_variable(), "give either proof (a fact) or expr"),
+        (_variable(proof={"kind": "shared_data"}), "names its source"),
     ],
 )
 def test_a_bad_rule_file_is_refused_with_its_reasons(raw: dict[str, Any], problem: str) -> None:

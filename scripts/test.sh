@@ -22,12 +22,18 @@ echo "== translations"; bash scripts/i18n.sh check
 # The two backends run at the same time (separate databases, separate temporary directories), each
 # with its output in a log that is printed when it ends.
 logs=$(mktemp -d)
-TONGBAN_TEST_DATABASE_URL= pytest -p no:cacheprovider "$@" >"$logs/sqlite.log" 2>&1 &
+PG_URL=${TONGBAN_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}
+pg_up=0
+python -c "import sys, sqlalchemy as sa; sa.create_engine(sys.argv[1]).connect().close()" "$PG_URL" 2>/dev/null && pg_up=1
+# Browser tests run each language in one pass (tests/conftest.py); without PostgreSQL, SQLite runs both.
+all_locales=${TONGBAN_TEST_ALL_LOCALES:-}
+[ "$pg_up" = 1 ] || all_locales=1
+TONGBAN_TEST_DATABASE_URL= TONGBAN_TEST_ALL_LOCALES=$all_locales pytest -p no:cacheprovider "$@" \
+  >"$logs/sqlite.log" 2>&1 &
 sqlite_pid=$!
 
-PG_URL=${TONGBAN_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}
 pg_status=0
-if python -c "import sys, sqlalchemy as sa; sa.create_engine(sys.argv[1]).connect().close()" "$PG_URL" 2>/dev/null; then
+if [ "$pg_up" = 1 ]; then
   TONGBAN_TEST_DATABASE_URL="$PG_URL" pytest -p no:cacheprovider "$@" >"$logs/pg.log" 2>&1 || pg_status=$?
   pg_ran=1
 elif [ -n "${CI:-}" ]; then

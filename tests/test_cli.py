@@ -239,3 +239,10 @@ def test_intake_jobs_run_and_are_idempotent(cli_env: dict[str, str], tmp_path: P
     assert escalated.returncode == 0, escalated.stderr
     assert "0 overdue applications escalated" in escalated.stdout
     assert tongban(cli_env, "intake", "sweep-uploads", "--hours", "0").returncode == 2
+
+
+def test_invalid_settings_are_a_message_not_a_traceback(cli_env: dict[str, str]) -> None:
+    result = tongban({**cli_env, "TONGBAN_PASSWORD_HASH_TIME_COST": "0"}, "db", "upgrade")
+    assert result.returncode == 2
+    assert "TONGBAN_PASSWORD_HASH_TIME_COST" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -45,12 +45,18 @@ def test_the_defaults_are_rfc_9106_and_settings_change_new_hashes(
     account = session.query(Account).filter_by(username="hash.a").one()
     assert _costs(account.password_hash) == "m=128,t=2,p=2"
 
-    # Other costs now: the old hash still verifies, and the sign-in remakes it with the new costs.
+    # Lower costs now: the hash still verifies and is never remade weaker.
     Settings(
         password_hash_time_cost=1, password_hash_memory_kib=96, password_hash_parallelism=1
     ).configure_password_hashing()
     assert auth.authenticate(session, username="hash.a", password=PASSWORD, clock=clock) is not None
-    assert _costs(account.password_hash) == "m=96,t=1,p=1"
+    assert _costs(account.password_hash) == "m=128,t=2,p=2"
+    # Higher costs: the sign-in remakes it with them.
+    Settings(
+        password_hash_time_cost=3, password_hash_memory_kib=256, password_hash_parallelism=2
+    ).configure_password_hashing()
+    assert auth.authenticate(session, username="hash.a", password=PASSWORD, clock=clock) is not None
+    assert _costs(account.password_hash) == "m=256,t=3,p=2"
     assert auth.authenticate(session, username="hash.a", password="wrong password!", clock=clock) is None
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -78,7 +79,14 @@ app.add_typer(hotline_app, name="hotline")
 @app.callback()
 def _main(ctx: typer.Context) -> None:
     """通办 tongban — one-stop government services platform."""
-    get_settings().configure_password_hashing()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"TONGBAN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise _fail(f"the settings are not valid: {problems}") from None
+    settings.configure_password_hashing()
     ctx.call_on_close(_dispose_engines)
 
 

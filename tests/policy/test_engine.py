@@ -336,3 +336,120 @@ def test_the_synthetic_city_is_decided_alike_by_sql_and_python() -> None:
             facts = dict(zip(names, row, strict=True))
             for d in matcher.evaluate(entity, {k: v for k, v in facts.items() if k != "id"}):
                 assert batch[(facts["id"], d.item_id)] == (d.version, d.result, d.amount_fen, d.marks)
+
+
+def test_what_the_two_paths_could_read_differently_is_refused() -> None:
+    types = {"a": E.VarType("int"), "t": E.VarType("text")}
+    for source, reason in [
+        ("a BETWEEN SYMMETRIC 5 AND 1", "no SYMMETRIC"),
+        ("t < 'b'", "texts are compared with = <> or IN only"),
+        ("t BETWEEN 'a' AND 'c'", "texts are compared with = <> or IN only"),
+        ("LEAST(t, 'x') = 'a'", "LEAST/GREATEST compare values of one type"),
+    ]:
+        with pytest.raises(E.ExprError, match=reason):
+            E.parse(source, types)
+
+
+@pytest.mark.parametrize(
+    ("code", "inside", "outside"),
+    [
+        ("110000", ["110105", "110105001", "110101001001"], ["120101", "310000"]),
+        ("110100", ["110105", "110105004"], ["110200", "120101"]),
+        ("110112104000", ["110112104201"], ["110112105001", "110112100201"]),
+        ("110112100", ["110112100201"], ["110112105001", "110112104201"]),
+    ],
+)
+def test_a_region_covers_exactly_the_codes_under_it(code: str, inside: list[str], outside: list[str]) -> None:
+    e = E.parse(f"in_region(r, '{code}')", {"r": E.VarType("code")}, want="bool")
+    f = E.compile_function(e, REF)
+    assert [f({"r": c}) for c in inside] == [True] * len(inside)
+    assert [f({"r": c}) for c in outside] == [False] * len(outside)
+
+
+def _tiny(conditions: list[dict[str, Any]], amount: str | None = None) -> R.RuleSet:
+    raw = {
+        "variables": [
+            {
+                "name": "paid",
+                "entity": "person",
+                "kind": "bool",
+                "period": "month",
+                "label": {"zh": "缴费"},
+                "proof": {"kind": "applicant"},
+            },
+            {
+                "name": "born",
+                "entity": "person",
+                "kind": "date",
+                "label": {"zh": "出生"},
+                "proof": {"kind": "applicant"},
+            },
+            {
+                "name": "code",
+                "entity": "person",
+                "kind": "code",
+                "label": {"zh": "代码"},
+                "proof": {"kind": "applicant"},
+            },
+            {
+                "name": "income",
+                "entity": "person",
+                "kind": "money",
+                "label": {"zh": "收入"},
+                "proof": {"kind": "applicant"},
+            },
+        ],
+        "items": [
+            {
+                "id": "tiny",
+                "version": 1,
+                "title": {"zh": "小"},
+                "entity": "person",
+                "support": "奖补",
+                "document": "示范",
+                "conditions": [
+                    {"text": {"zh": "条件"}, "source": {"article": "一"}, **c} for c in conditions
+                ],
+                **({"amount": {"expr": amount}} if amount else {}),
+            }
+        ],
+    }
+    return R.check(R.parse_text(json.dumps(raw), filename="tiny.json"))
+
+
+def test_inputs_are_checked_and_every_period_a_rule_reads_can_be_given() -> None:
+    rules = _tiny([{"id": "paid_48", "type": "consecutive", "variable": "paid", "periods": 48}])
+    matcher = G.Matcher(rules, REF)
+    months = {G.reference_period("month", REF, back): True for back in range(48)}
+    columns = G.columns_from_periods(rules, "person", {"paid": months}, REF)
+    assert matcher.evaluate("person", columns)[0].result == "eligible"
+    del months[G.reference_period("month", REF, 47)]
+    partial = G.columns_from_periods(rules, "person", {"paid": months}, REF)
+    assert matcher.evaluate("person", partial)[0].missing == ("paid__p47",)
+    with pytest.raises(R.RuleError, match="no rule reads the period"):
+        G.columns_from_periods(rules, "person", {"paid": {"2025-1": True}}, REF)
+    with pytest.raises(R.RuleError, match="is not date"):
+        G.columns_from_periods(rules, "person", {"born": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)}, REF)
+    with pytest.raises(R.RuleError, match="is not bool"):
+        matcher.evaluate("person", {"paid": "yes"})
+    with pytest.raises(R.RuleError, match="not a given fact"):
+        matcher.screen("person", {"nonsense": 1})
+    import numpy as np
+
+    assert matcher.screen("person", {f"paid__p{k}" if k else "paid": np.True_ for k in range(48)}) == ["tiny"]
+
+
+def test_a_rule_cannot_slip_a_missing_value_or_a_comment_past_the_checks() -> None:
+    with pytest.raises(R.RuleError, match="a value is empty"):
+        _tiny([{"id": "c", "type": "one_of", "variable": "code", "values": ["A", None]}])
+    with pytest.raises(R.RuleError, match="is not a text"):
+        _tiny([{"id": "c", "type": "one_of", "variable": "code", "values": ["A", 3]}])
+    rules = _tiny(
+        [{"id": "c", "type": "range", "variable": "income", "min": 1}], amount="income // 100 -- one per cent"
+    )
+    decision = G.Matcher(rules, REF).evaluate("person", {"income": 12_345})[0]
+    assert (decision.result, decision.amount_fen) == ("eligible", 123)
+    sql = G.batch_sql(rules, "person", REF, dialect="duckdb", table="t")
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT 1 AS id, CAST(12345 AS BIGINT) AS income")
+    assert con.execute(sql).fetchall() == [(1, "tiny", 1, "eligible", 123, "T")]

@@ -14,7 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -276,9 +276,24 @@ def authenticate(
         session.flush()
         return None
     session.execute(delete(LoginFailure).where(LoginFailure.username == username))
-    if _hasher.check_needs_rehash(account.password_hash):
+    if _weaker_than_configured(account.password_hash):
         account.password_hash = _hasher.hash(password)
     return account
+
+
+def _weaker_than_configured(password_hash: str) -> bool:
+    """Whether a stored hash has lower costs than new hashes get: it is remade at sign-in then. A hash
+    with higher costs is never remade with lower ones (a misconfigured node must not weaken stored hashes)."""
+    try:
+        stored = extract_parameters(password_hash)
+    except InvalidHashError:
+        return True
+    return (
+        stored.time_cost < _hasher.time_cost
+        or stored.memory_cost < _hasher.memory_cost
+        or stored.parallelism < _hasher.parallelism
+        or stored.type != _hasher.type
+    )
 
 
 def start_session(session: Session, account: Account, *, clock: Clock, hours: int) -> tuple[str, AuthSession]:

@@ -106,8 +106,24 @@ class Settings(BaseSettings):
         return self
 
     def configure_password_hashing(self) -> None:
-        """Make new password hashes with these settings' costs (the web app and the CLI call it)."""
+        """Make new password hashes with these settings' costs (the web app and the CLI call it); costs
+        below the defaults are logged as a warning (only a test suite should run with them)."""
+        import logging
+
         from tongban.core import auth
+
+        fields = type(self).model_fields
+        if any(
+            getattr(self, name) < fields[name].default
+            for name in ("password_hash_time_cost", "password_hash_memory_kib", "password_hash_parallelism")
+        ):
+            # on stderr (a command's output stays clean), in the log format once logging is configured
+            logging.getLogger("tongban.auth").warning(
+                "password hash costs below the defaults: time %s, memory %s KiB, parallelism %s",
+                self.password_hash_time_cost,
+                self.password_hash_memory_kib,
+                self.password_hash_parallelism,
+            )
 
         auth.configure_password_hashing(
             time_cost=self.password_hash_time_cost,

@@ -61,9 +61,13 @@ def reference_period(period: str, ref_date: dt.date, back: int = 0) -> str:
 
 
 def columns_from_periods(
-    rules: RuleSet, entity: str, facts: Mapping[str, Any], ref_date: dt.date, *, depth: int = 36
+    rules: RuleSet, entity: str, facts: Mapping[str, Any], ref_date: dt.date
 ) -> dict[str, Any]:
-    """Columns from facts where a variable with periods is given per period label (``{"2025": …}``)."""
+    """Columns from facts where a variable with periods is given per period label (``{"2025": …}``);
+    every label must be one of the periods the rules read."""
+    depth = 1 + max(
+        (r.back for item in rules.items.values() if item.spec.entity == entity for r in item.refs), default=0
+    )
     out: dict[str, Any] = {}
     for name, value in facts.items():
         var = rules.variables.get(name)
@@ -76,10 +80,15 @@ def columns_from_periods(
             continue
         if not isinstance(value, Mapping):
             raise RuleError([f"{name} has a value per {var.period}: give {{period: value}}"])
-        for back in range(depth):
-            label = reference_period(var.period, ref_date, back)
-            if label in value:
-                out[E.Ref(name, back).column] = _coerce(var, value[label])
+        labels = {reference_period(var.period, ref_date, back): back for back in range(depth)}
+        unknown = sorted(str(k) for k in value if str(k) not in labels)
+        if unknown:
+            example = next(iter(labels))
+            raise RuleError(
+                [f"{name}: no rule reads the period(s) {', '.join(unknown)} (labels like {example})"]
+            )
+        for label, v in value.items():
+            out[E.Ref(name, labels[str(label)]).column] = _coerce(var, v)
     return out
 
 
@@ -90,12 +99,14 @@ def _coerce(var: Variable, value: Any) -> Any:
     kind = var.kind
     if kind == "bool" and isinstance(value, bool):
         return value
+    if kind == "bool" and type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"):
+        return bool(value)  # numpy's, from a data frame
     if kind in ("int", "money") and isinstance(value, int) and not isinstance(value, bool):
         return value
     if kind in ("text", "code") and isinstance(value, str):
         return value
     if kind == "date":
-        if isinstance(value, dt.date):
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
             return value
         if isinstance(value, str):
             try:
@@ -110,7 +121,7 @@ def final_amount_source(item: CheckedItem) -> str | None:
     spec = item.spec.amount
     if spec is None:
         return None
-    out = f"GREATEST(({spec.expr}), 0)"
+    out = f"GREATEST((\n{spec.expr}\n), 0)"  # on lines of its own: a trailing -- comment ends there
     if spec.cap_fen is not None:
         out = f"LEAST({out}, {spec.cap_fen})"
     if spec.round_to_fen > 1:
@@ -211,19 +222,29 @@ class Matcher:
         function: Callable[[Mapping[str, Any]], list[int]] = namespace["_screen"]
         return function
 
+    def _values(self, entity: str, columns: Mapping[str, Any]) -> dict[str, Any]:
+        """The given columns checked against their variables' types (a wrong type is refused, never
+        compared), with the derived variables computed."""
+        values = {}
+        for column, value in columns.items():
+            var = self.rules.variables.get(column.split("__p")[0])
+            if var is None or var.entity != entity or var.expr is not None:
+                raise RuleError([f"{column!r} is not a given fact of a {entity}"])
+            values[column] = _coerce(var, value)
+        self._derived[entity](values)
+        return values
+
     def screen(self, entity: str, columns: Mapping[str, Any]) -> list[str]:
         """The ids of the items ``columns`` do not fail (eligible or undetermined), without explanations:
         the fastest answer to "what may this person or enterprise have"."""
-        values = dict(columns)
-        self._derived[entity](values)
+        values = self._values(entity, columns)
         compiled = self._items[entity]
         return [compiled[i].item.id for i in self._screens[entity](values)]
 
     def match(self, entity: str, columns: Mapping[str, Any]) -> list[Decision]:
         """The items ``columns`` are eligible for or undetermined on, decided and explained; items failed
         are left out without building their explanation (the per-request path over many items)."""
-        values = dict(columns)
-        self._derived[entity](values)
+        values = self._values(entity, columns)
         compiled = self._items[entity]
         decisions = (self._decide(compiled[i], values) for i in self._screens[entity](values))
         return [d for d in decisions if d.result != "not_eligible"]
@@ -232,8 +253,7 @@ class Matcher:
         self, entity: str, columns: Mapping[str, Any], *, items: Iterable[str] | None = None
     ) -> list[Decision]:
         """Every item for ``entity`` (or those named) decided for one entity's ``columns``."""
-        values = dict(columns)
-        self._derived[entity](values)
+        values = self._values(entity, columns)
         wanted = set(items) if items is not None else None
         out = []
         for compiled in self._items[entity]:
@@ -381,20 +401,31 @@ def batch_sql(
         )
         conds = [E.sql_tree(c.expr, ref_date, dialect) for c in item.conditions]
         inner_cols: list[exp.Expr] = [exp.column("id", quoted=True)]
-        inner_cols += [exp.alias_(c, f"c{n}", quoted=True) for n, c in enumerate(conds)]
-        amount_source = final_amount_source(item)
-        if amount_source is not None:
-            amount = E.parse(amount_source, types, want="int")
-            inner_cols.append(exp.alias_(E.sql_tree(amount, ref_date, dialect), "amt", quoted=True))
-        inner = exp.select(*inner_cols).from_(
-            exp.Subquery(this=source.copy(), alias=exp.TableAlias(this=exp.to_identifier("d")))
-        )
-        names = [exp.column(f"c{n}", quoted=True) for n in range(len(conds))]
+        inner_cols += [exp.alias_(c, f"_c{n}", quoted=True) for n, c in enumerate(conds)]
+        names = [exp.column(f"_c{n}", quoted=True) for n in range(len(conds))]
         all_met: exp.Expr = names[0].copy()
         for n in names[1:]:
             all_met = exp.And(this=all_met, expression=n.copy())
         if not in_window:
             all_met = exp.And(this=all_met, expression=exp.false())
+        amount_source = final_amount_source(item)
+        inner: exp.Expr
+        if amount_source is not None:
+            # the amount is computed only where every condition is met (the columns it reads pass through)
+            amount = E.parse(amount_source, types, want="int")
+            inner_cols += [exp.column(c, quoted=True) for c in sorted({r.column for r in amount.refs})]
+            conditions_only = exp.select(*inner_cols).from_(exp.to_table("policy_facts"))
+            inner = exp.select(
+                exp.column("id", quoted=True),
+                *[n.copy() for n in names],
+                exp.alias_(
+                    exp.Case(ifs=[exp.If(this=all_met.copy(), true=E.sql_tree(amount, ref_date, dialect))]),
+                    "amt",
+                    quoted=True,
+                ),
+            ).from_(exp.Subquery(this=conditions_only, alias=exp.TableAlias(this=exp.to_identifier("m"))))
+        else:
+            inner = exp.select(*inner_cols).from_(exp.to_table("policy_facts"))
         amount_ok = (
             exp.And(this=all_met.copy(), expression=exp.Not(this=E._is_null(exp.column("amt", quoted=True))))
             if amount_source is not None
@@ -410,9 +441,7 @@ def batch_sql(
             default=exp.Literal.string("undetermined"),
         )
         amount_col: exp.Expr = (
-            exp.Case(ifs=[exp.If(this=all_met.copy(), true=exp.column("amt", quoted=True))])
-            if amount_source is not None
-            else exp.cast(exp.Null(), "BIGINT")
+            exp.column("amt", quoted=True) if amount_source is not None else exp.cast(exp.Null(), "BIGINT")
         )
         marks: exp.Expr | None = None
         for n in names:
@@ -448,4 +477,6 @@ def batch_sql(
     statement: exp.Expr = parts[0]
     for p in parts[1:]:
         statement = exp.union(statement, p, distinct=False)
-    return statement.sql(dialect)
+    # The table with its derived variables, computed once for every item (Spark has no MATERIALIZED).
+    statement = statement.with_("policy_facts", as_=source, materialized=dialect != "spark")  # type: ignore[attr-defined]
+    return str(statement.sql(dialect))

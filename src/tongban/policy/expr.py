@@ -182,9 +182,16 @@ def _check(node: exp.Expr, variables: Mapping[str, VarType], refs: set[Ref]) -> 
         kind = same(node.this, node.expression, "the comparison")
         if kind == "bool" and type(node) not in (exp.EQ, exp.NEQ):
             raise ExprError(f"conditions are compared with = or <> only: {node.sql('duckdb')}")
+        if kind == "text" and type(node) not in (exp.EQ, exp.NEQ):
+            # the order of texts is the database's collation on PostgreSQL, code points elsewhere
+            raise ExprError(f"texts are compared with = <> or IN only: {node.sql('duckdb')}")
         return "bool"
     if isinstance(node, exp.Between):
+        if node.args.get("symmetric"):
+            raise ExprError(f"write BETWEEN low AND high (no SYMMETRIC): {node.sql('duckdb')}")
         kind = sub(node.this)
+        if kind == "text":
+            raise ExprError(f"texts are compared with = <> or IN only: {node.sql('duckdb')}")
         for bound in (node.args["low"], node.args["high"]):
             if sub(bound) != kind:
                 raise ExprError(f"BETWEEN needs bounds of the same type: {node.sql('duckdb')}")
@@ -224,7 +231,7 @@ def _check(node: exp.Expr, variables: Mapping[str, VarType], refs: set[Ref]) -> 
     if isinstance(node, (exp.Least, exp.Greatest)):
         args = [node.this, *node.expressions]
         kinds = {sub(a) for a in args}
-        if len(kinds) != 1 or kinds == {"bool"}:
+        if len(kinds) != 1 or kinds & {"bool", "text"}:
             raise ExprError(f"LEAST/GREATEST compare values of one type: {node.sql('duckdb')}")
         return kinds.pop()
     if isinstance(node, exp.Case):
@@ -286,10 +293,11 @@ def _code_prefix(function: str, code: str) -> str:
         if not re.fullmatch(r"\d{6}(\d{3}(\d{3})?)?", code):
             raise ExprError(f"a region code has 6, 9 or 12 digits (GB/T 2260): {code!r}")
         prefix = code
-        while len(prefix) > 2 and prefix.endswith("00"):
-            prefix = prefix[:-2]
-        while len(prefix) > 6 and prefix.endswith("000"):
+        while len(prefix) > 6 and prefix.endswith("000"):  # village and township levels: 3 digits each
             prefix = prefix[:-3]
+        if len(prefix) == 6:
+            while len(prefix) > 2 and prefix.endswith("00"):  # county, city, province: 2 digits each
+                prefix = prefix[:-2]
         return prefix
     if not re.fullmatch(r"[A-T](\d{2,4})?", code):
         raise ExprError(f"an industry code is a section letter A–T and 2–4 digits (GB/T 4754): {code!r}")

@@ -284,10 +284,14 @@ def _condition_source(c: Condition, variables: Mapping[str, Variable]) -> str:
     """The expression of a condition of any type."""
 
     def lit(value: Any, var: Variable) -> str:
+        if value is None:
+            raise ValueError(f"{c.id}: a value is empty")
         if var.kind == "date":
             return f"DATE '{dt.date.fromisoformat(str(value)).isoformat()}'"
         if var.kind in ("text", "code"):
-            return "'" + str(value).replace("'", "''") + "'"
+            if not isinstance(value, str):
+                raise ValueError(f"{c.id}: {value!r} is not a text (quote it)")
+            return "'" + value.replace("'", "''") + "'"
         if var.kind == "bool":
             if not isinstance(value, bool):
                 raise ValueError(f"{c.id}: {value!r} is not yes/no")

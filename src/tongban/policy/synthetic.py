@@ -194,7 +194,8 @@ def enterprises_sql(n: int, ref_date: dt.date, seed: int = 0) -> str:
             + ("si_paid" if k == 0 else f"si_paid__p{k}")
         )
     month_cols = ",\n  ".join(months)
-    registered = f"DATE '{ref}' - INTERVAL (CAST(floor({_u('age', seed)} ** 2 * 30 * 365) AS INTEGER)) DAY"
+    days_old = f"CAST(floor({_u('age', seed)} ** 2 * 30 * 365) AS INTEGER)"
+    registered = f"CAST(DATE '{ref}' - INTERVAL ({days_old}) DAY AS DATE)"
     rent = f"CAST(round(revenue * 0.03 * (0.5 + {_u('rent', seed)})) AS BIGINT)"
     high_tech = f"(size <> 'micro' AND {_u('hightech', seed)} < 0.12) OR {_u('hightech', seed)} < 0.015"
     revenue = f"({median_rev}) * exp(0.9 * {_normal('revenue', seed)})"

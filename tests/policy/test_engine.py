@@ -367,37 +367,23 @@ def test_a_region_covers_exactly_the_codes_under_it(code: str, inside: list[str]
 
 
 def _tiny(conditions: list[dict[str, Any]], amount: str | None = None) -> R.RuleSet:
+    facts = [
+        ("paid", "bool", "缴费", {"period": "month"}),
+        ("born", "date", "出生", {}),
+        ("code", "code", "代码", {}),
+    ]
+    facts.append(("income", "money", "收入", {}))
     raw = {
         "variables": [
             {
-                "name": "paid",
+                "name": n,
                 "entity": "person",
-                "kind": "bool",
-                "period": "month",
-                "label": {"zh": "缴费"},
+                "kind": k,
+                "label": {"zh": zh},
                 "proof": {"kind": "applicant"},
-            },
-            {
-                "name": "born",
-                "entity": "person",
-                "kind": "date",
-                "label": {"zh": "出生"},
-                "proof": {"kind": "applicant"},
-            },
-            {
-                "name": "code",
-                "entity": "person",
-                "kind": "code",
-                "label": {"zh": "代码"},
-                "proof": {"kind": "applicant"},
-            },
-            {
-                "name": "income",
-                "entity": "person",
-                "kind": "money",
-                "label": {"zh": "收入"},
-                "proof": {"kind": "applicant"},
-            },
+                **extra,
+            }
+            for n, k, zh, extra in facts
         ],
         "items": [
             {

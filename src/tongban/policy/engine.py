@@ -129,6 +129,16 @@ def final_amount_source(item: CheckedItem) -> str | None:
     return out
 
 
+def _final_amount(cap_fen: int | None, round_to_fen: int) -> E.Expr:
+    """The floor at 0, the cap and the rounding of :func:`final_amount_source`, over a column ``_raw``."""
+    out = "GREATEST(_raw, 0)"
+    if cap_fen is not None:
+        out = f"LEAST({out}, {cap_fen})"
+    if round_to_fen > 1:
+        out = f"(({out}) // {round_to_fen}) * {round_to_fen}"
+    return E.parse(out, {"_raw": E.VarType("int")}, want="int")
+
+
 @dataclass(frozen=True)
 class _Compiled:
     item: CheckedItem
@@ -410,20 +420,29 @@ def batch_sql(
             all_met = exp.And(this=all_met, expression=exp.false())
         amount_source = final_amount_source(item)
         inner: exp.Expr
-        if amount_source is not None:
-            # the amount is computed only where every condition is met (the columns it reads pass through)
-            amount = E.parse(amount_source, types, want="int")
-            inner_cols += [exp.column(c, quoted=True) for c in sorted({r.column for r in amount.refs})]
+        if amount_source is not None and item.spec.amount is not None:
+            # The rule's amount is computed only where every condition is met (the columns it reads pass
+            # through), once, as a column; the floor at 0, the cap and the rounding then read that column
+            # (written around the expression, each would repeat it).
+            raw = E.parse(item.spec.amount.expr, types, want="int")
+            inner_cols += [exp.column(c, quoted=True) for c in sorted({r.column for r in raw.refs})]
             conditions_only = exp.select(*inner_cols).from_(exp.to_table("policy_facts"))
-            inner = exp.select(
+            with_raw = exp.select(
                 exp.column("id", quoted=True),
                 *[n.copy() for n in names],
                 exp.alias_(
-                    exp.Case(ifs=[exp.If(this=all_met.copy(), true=E.sql_tree(amount, ref_date, dialect))]),
-                    "amt",
+                    exp.Case(ifs=[exp.If(this=all_met.copy(), true=E.sql_tree(raw, ref_date, dialect))]),
+                    "_raw",
                     quoted=True,
                 ),
             ).from_(exp.Subquery(this=conditions_only, alias=exp.TableAlias(this=exp.to_identifier("m"))))
+            spec = item.spec.amount
+            final = _final_amount(spec.cap_fen, spec.round_to_fen)
+            inner = exp.select(
+                exp.column("id", quoted=True),
+                *[n.copy() for n in names],
+                exp.alias_(E.sql_tree(final, ref_date, dialect), "amt", quoted=True),
+            ).from_(exp.Subquery(this=with_raw, alias=exp.TableAlias(this=exp.to_identifier("w"))))
         else:
             inner = exp.select(*inner_cols).from_(exp.to_table("policy_facts"))
         amount_ok = (

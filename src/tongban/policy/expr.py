@@ -521,7 +521,8 @@ def _to_sql(node: exp.Expr, ref_date: dt.date, dialect: str) -> exp.Expr:
     if isinstance(node, (exp.Least, exp.Greatest)):
         args = [rec(a) for a in (node.this, *node.expressions)]
         cls = type(node)
-        inner = cls(this=args[0].copy(), expressions=[a.copy() for a in args[1:]])
+        # ignore_nulls: sqlglot renders it plainly on every engine (it would wrap DuckDB's once more)
+        inner = cls(this=args[0].copy(), expressions=[a.copy() for a in args[1:]], ignore_nulls=True)
         return exp.Paren(this=_null_if_any_null(args, inner))
     if isinstance(node, exp.Case):
         ifs: list[exp.Expr] = []

@@ -116,21 +116,9 @@ def _coerce(var: Variable, value: Any) -> Any:
     raise RuleError([f"{var.name}: {value!r} is not {'a whole number of fen' if kind == 'money' else kind}"])
 
 
-def final_amount_source(item: CheckedItem) -> str | None:
-    """The amount as one expression: never below 0, capped, rounded down to the item's multiple."""
-    spec = item.spec.amount
-    if spec is None:
-        return None
-    out = f"GREATEST((\n{spec.expr}\n), 0)"  # on lines of its own: a trailing -- comment ends there
-    if spec.cap_fen is not None:
-        out = f"LEAST({out}, {spec.cap_fen})"
-    if spec.round_to_fen > 1:
-        out = f"(({out}) // {spec.round_to_fen}) * {spec.round_to_fen}"
-    return out
-
-
 def _final_amount(cap_fen: int | None, round_to_fen: int) -> E.Expr:
-    """The floor at 0, the cap and the rounding of :func:`final_amount_source`, over a column ``_raw``."""
+    """An item's amount from its rule's amount ``_raw``: never below 0, capped, rounded down to the item's
+    multiple (both paths compute ``_raw`` once and then this over it)."""
     out = "GREATEST(_raw, 0)"
     if cap_fen is not None:
         out = f"LEAST({out}, {cap_fen})"
@@ -191,14 +179,15 @@ class Matcher:
             lines.append(f"    c{n} = {E.python_source(c.expr, self.ref_date, consts)}")
             names.append(f"c{n}")
         conditions = "(" + "".join(f"{n}, " for n in names) + ")"
-        amount_source = final_amount_source(item)
-        if amount_source is None:
+        spec = item.spec.amount
+        if spec is None:
             lines.append(f"    return {conditions}, None")
         else:
-            types = self.rules.types(item.spec.entity)
-            amount = E.parse(amount_source, types, want="int")
+            raw = E.parse(spec.expr, self.rules.types(item.spec.entity), want="int")
+            final = _final_amount(spec.cap_fen, spec.round_to_fen)
             lines.append(f"    if {' and '.join(f'{n} is True' for n in names)}:")
-            lines.append(f"        return {conditions}, {E.python_source(amount, self.ref_date, consts)}")
+            lines.append(f"        v__raw = {E.python_source(raw, self.ref_date, consts)}")
+            lines.append(f"        return {conditions}, {E.python_source(final, self.ref_date, consts)}")
             lines.append(f"    return {conditions}, None")
         namespace: dict[str, Any] = dict(consts)
         exec(compile("\n".join(lines), f"<item {item.id}>", "exec"), namespace)  # noqa: S102
@@ -418,9 +407,9 @@ def batch_sql(
             all_met = exp.And(this=all_met, expression=n.copy())
         if not in_window:
             all_met = exp.And(this=all_met, expression=exp.false())
-        amount_source = final_amount_source(item)
+        has_amount = item.spec.amount is not None
         inner: exp.Expr
-        if amount_source is not None and item.spec.amount is not None:
+        if item.spec.amount is not None:
             # The rule's amount is computed only where every condition is met (the columns it reads pass
             # through), once, as a column; the floor at 0, the cap and the rounding then read that column
             # (written around the expression, each would repeat it).
@@ -447,7 +436,7 @@ def batch_sql(
             inner = exp.select(*inner_cols).from_(exp.to_table("policy_facts"))
         amount_ok = (
             exp.And(this=all_met.copy(), expression=exp.Not(this=E._is_null(exp.column("amt", quoted=True))))
-            if amount_source is not None
+            if has_amount
             else all_met.copy()
         )
         result = exp.Case(
@@ -460,7 +449,7 @@ def batch_sql(
             default=exp.Literal.string("undetermined"),
         )
         amount_col: exp.Expr = (
-            exp.column("amt", quoted=True) if amount_source is not None else exp.cast(exp.Null(), "BIGINT")
+            exp.column("amt", quoted=True) if has_amount else exp.cast(exp.Null(), "BIGINT")
         )
         marks: exp.Expr | None = None
         for n in names:

@@ -49,6 +49,7 @@ from tongban.knowledge import ingest as knowledge_ingest
 from tongban.knowledge import service as knowledge_service
 from tongban.knowledge.embedding import get_embedder
 from tongban.knowledge.schemas import Kind
+from tongban.policy import demo as policy_demo
 from tongban.rating import service as rating_service
 from tongban.rating import synthetic as rating_synthetic
 
@@ -926,6 +927,8 @@ def load_demo(settings: Settings) -> ImportReport:
         # A synthetic year of closed cases and ratings (refs DEMO-…) so the quality dashboards show something.
         rating_synthetic.generate(session, clock=clock)
     _demo_hotline(engine, settings, clock)
+    with session_scope(make_sessionmaker(engine)) as session:
+        policy_demo.seed(session, clock=clock)
     accounts_file = settings.data_dir / "demo-accounts.txt"
     if not accounts_file.exists():
         lines = []
@@ -949,6 +952,8 @@ def load_demo(settings: Settings) -> ImportReport:
                 ("hlsupervisor", ["hotline_supervisor"]),
                 ("hlunit", ["hotline_unit:urban"]),
                 ("hladmin", ["hotline_admin"]),
+                ("policyeditor", ["policy_editor"]),
+                ("policyreviewer", ["policy_reviewer"]),
             ):
                 password = secrets.token_urlsafe(12)
                 try:

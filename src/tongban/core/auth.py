@@ -55,6 +55,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "hotline:supervise",
             "hotline:analyse",
             "hotline:admin",
+            "policy:edit",
+            "policy:review",
             "audit:read",
             "accounts:manage",
         }
@@ -96,6 +98,11 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "hotline_analyst": frozenset({"hotline:analyse"}),
     #: Manages the taxonomy, units, dispatch catalogue, Open311 services and keys, settings and models.
     "hotline_admin": frozenset({"hotline:admin", "hotline:analyse"}),
+    #: Drafts policy documents, interpretations and the rules of policy items (京策).
+    "policy_editor": frozenset({"policy:edit"}),
+    #: Reviews and publishes documents and item versions, repeals, sets the variables (four eyes: never
+    #: their own drafts).
+    "policy_reviewer": frozenset({"policy:edit", "policy:review"}),
 }
 
 #: Sign-in throttling: this many failures for one username within the window lock it for the window.

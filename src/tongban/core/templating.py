@@ -24,6 +24,7 @@ TEMPLATE_PACKAGES = (
     "tongban.intake",
     "tongban.rating",
     "tongban.hotline",
+    "tongban.policy",
 )
 DISPLAY_TZ = ZoneInfo("Asia/Shanghai")
 

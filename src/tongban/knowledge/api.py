@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -129,7 +130,8 @@ def search(
 
 
 def _etag(entry: EntryOut) -> str:
-    return f'W/"{entry.external_id}-{entry.version}"'
+    # headers are Latin-1: an id with other characters (a policy's 文号) travels percent-encoded
+    return f'W/"{quote(entry.external_id, safe="")}-{entry.version}"'
 
 
 @router.get("/knowledge/entries")

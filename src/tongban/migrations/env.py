@@ -11,6 +11,7 @@ import tongban.core.models
 import tongban.hotline.models
 import tongban.intake.models
 import tongban.knowledge.models
+import tongban.policy.models
 import tongban.rating.models
 from tongban.core.db import Base
 
@@ -23,6 +24,7 @@ _models = (
     tongban.intake.models,
     tongban.rating.models,
     tongban.hotline.models,
+    tongban.policy.models,
 )
 
 

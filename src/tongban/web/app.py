@@ -39,6 +39,8 @@ from tongban.intake import pages as intake_pages
 from tongban.intake import staff_pages as intake_staff_pages
 from tongban.knowledge import api as knowledge_api
 from tongban.knowledge import pages as knowledge_pages
+from tongban.policy import api as policy_api
+from tongban.policy import pages as policy_pages
 from tongban.rating import api as rating_api
 from tongban.rating import pages as rating_pages
 from tongban.rating import quality_pages as rating_quality_pages
@@ -178,6 +180,7 @@ def create_app(
         hotline_api.router,
         hotline_assistant.router,
         hotline_analysis_pages.api_router,
+        policy_api.router,
         web_pages.router,
         catalog_pages.router,
         knowledge_pages.router,
@@ -189,6 +192,7 @@ def create_app(
         rating_quality_pages.router,
         hotline_pages.router,
         hotline_analysis_pages.router,
+        policy_pages.router,
     ):
         app.include_router(router)
     app.add_middleware(

@@ -1,0 +1,917 @@
+"""The policy domain's public functions (京策): the policy library — documents with their lifecycle and
+interpretations, policy items whose rules are reviewed and versioned — and the policy calculator over the
+published rules. Each function takes the session first and never commits.
+
+Lifecycles:
+
+* a document: ``drafting`` → ``review`` → ``published`` → ``amended`` (a later document amends it) or
+  ``repealed``; published documents become knowledge (searchable in the hub) and leave it when repealed;
+* an item version: proposed (``review``; its rules checked and its test cases passed) → ``published``
+  (by a reviewer who is not its author; the one before becomes ``superseded``) or ``rejected``.
+
+The calculator and every run read the *current rule set*: the latest variables and each item's published
+version, built once per change and cached by digest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml  # type: ignore[import-untyped]
+from sqlalchemy.orm import Session
+
+from tongban.core import audit, events
+from tongban.core.auth import Principal, system_principal
+from tongban.core.clock import Clock
+from tongban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from tongban.knowledge import service as knowledge
+from tongban.knowledge.schemas import EntryContent, Kind, SectionIn
+from tongban.policy import engine, overlap
+from tongban.policy import repository as repo
+from tongban.policy.models import (
+    PolicyDocument,
+    PolicyInterpretation,
+    PolicyItem,
+    PolicyItemVersion,
+    PolicyVariableSet,
+)
+from tongban.policy.rules import CheckedItem, Item, RuleError, RuleFile, RuleSet, Variable, derived_tags
+from tongban.policy.rules import check as check_rules
+from tongban.policy.rules import parse_text as parse_rule_text
+from tongban.policy.schemas import (
+    ConditionOut,
+    DocumentOut,
+    DocumentOverlapOut,
+    DocumentPage,
+    DocumentSummary,
+    DocumentWrite,
+    FieldOut,
+    InterpretationOut,
+    InterpretationWrite,
+    ItemOut,
+    ItemOverlapOut,
+    ItemSummary,
+    ItemVersionOut,
+    ItemVersionWrite,
+    MatchOut,
+    MatchRequest,
+    MatchResponse,
+    Needed,
+    OverlapReport,
+    OverlapRequest,
+)
+
+EDIT = "policy:edit"
+REVIEW = "policy:review"
+#: What the public sees of the library.
+PUBLIC = ("published", "amended", "repealed")
+ALL_STATUSES = ("drafting", "review", "published", "amended", "repealed")
+CHINA = ZoneInfo("Asia/Shanghai")
+#: The knowledge hub's id of a published document: ``policy:<code>``.
+KNOWLEDGE_PREFIX = "policy:"
+#: Events a subscriber (the push of new and amended policies) listens to.
+DOCUMENT_PUBLISHED = "policy.document.published"
+ITEM_PUBLISHED = "policy.item.published"
+
+_KNOWLEDGE = system_principal("policy", frozenset({"knowledge:publish"}))
+
+
+def today(clock: Clock) -> dt.date:
+    """The date in the city (China Standard Time)."""
+    return clock.now().astimezone(CHINA).date()
+
+
+def _audit(
+    session: Session, actor: Principal | str, action: str, target: str, clock: Clock, **detail: Any
+) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        action=f"policy.{action}",
+        target_type="policy",
+        target_id=target,
+        clock=clock,
+        detail=detail or None,
+    )
+
+
+# --- documents -----------------------------------------------------------------------------------------
+
+
+def _summary(d: PolicyDocument) -> DocumentSummary:
+    return DocumentSummary(
+        code=d.code,
+        title=d.title,
+        title_en=d.title_en,
+        level=d.level,
+        department=d.department,
+        region_code=d.region_code,
+        issued_on=d.issued_on,
+        effective_from=d.effective_from,
+        effective_to=d.effective_to,
+        status=d.status,
+        summary=d.summary,
+        revision=d.revision,
+    )
+
+
+def _item_summary(i: PolicyItem) -> ItemSummary:
+    return ItemSummary(
+        key=i.key,
+        document_code=i.document_code,
+        entity=i.entity,
+        support=i.support,
+        title=i.title,
+        title_en=i.title_en,
+        status=i.status,
+        published_version=i.published_version,
+        tags=i.tags or {},
+    )
+
+
+def _document_out(session: Session, d: PolicyDocument, principal: Principal) -> DocumentOut:
+    statuses = ("draft", "published", "retired") if principal.can(EDIT) else ("published", "retired")
+    return DocumentOut(
+        **_summary(d).model_dump(),
+        body=d.body,
+        amends=d.amends,
+        amended_by=d.amended_by,
+        created_by=d.created_by,
+        created_at=d.created_at,
+        updated_at=d.updated_at,
+        published_at=d.published_at,
+        interpretations=[
+            InterpretationOut(
+                id=i.id,
+                kind=i.kind,
+                title=i.title,
+                body=i.body,
+                source=i.source,
+                published_on=i.published_on,
+                created_by=i.created_by,
+                created_at=i.created_at,
+            )
+            for i in repo.interpretations(session, d.id)
+        ],
+        items=[_item_summary(i) for i in repo.items(session, statuses=statuses, document_code=d.code)],
+    )
+
+
+def _visible(principal: Principal) -> tuple[str, ...]:
+    return ALL_STATUSES if principal.can(EDIT) else PUBLIC
+
+
+def _document(
+    session: Session, principal: Principal, code: str, *, for_update: bool = False
+) -> PolicyDocument:
+    d = repo.document(session, code, for_update=for_update)
+    if d is None or d.status not in _visible(principal):
+        raise NotFound(f"no policy document {code!r}")
+    return d
+
+
+def get_document(session: Session, principal: Principal, code: str) -> DocumentOut:
+    return _document_out(session, _document(session, principal, code), principal)
+
+
+def list_documents(
+    session: Session,
+    principal: Principal,
+    *,
+    q: str = "",
+    level: str = "",
+    department: str = "",
+    status: str = "",
+    page: int = 1,
+    per_page: int = 20,
+) -> DocumentPage:
+    visible = _visible(principal)
+    if status and status not in visible:
+        raise InvalidInput(f"status must be one of {', '.join(visible)}")
+    total, rows = repo.find_documents(
+        session,
+        statuses=(status,) if status else visible,
+        q=q.strip(),
+        level=level,
+        department=department,
+        page=page,
+        per_page=per_page,
+    )
+    return DocumentPage(total=total, page=page, per_page=per_page, documents=[_summary(d) for d in rows])
+
+
+def departments(session: Session, principal: Principal) -> list[str]:
+    return repo.departments(session, _visible(principal))
+
+
+def _check_revision(d: PolicyDocument, if_match: int | None) -> None:
+    if if_match is not None and if_match != d.revision:
+        raise PreconditionFailed(f"the document changed (revision {d.revision}); reload it and try again")
+
+
+def create_document(
+    session: Session, principal: Principal, data: DocumentWrite, *, clock: Clock
+) -> DocumentOut:
+    principal.require(EDIT)
+    if repo.document(session, data.code) is not None:
+        raise Conflict(f"a document {data.code!r} exists already")
+    if data.amends is not None:
+        old = repo.document(session, data.amends)
+        if old is None or old.status != "published":
+            raise InvalidInput(f"{data.amends!r} is not a published document, so it cannot be amended")
+    now = clock.now()
+    d = PolicyDocument(
+        **data.model_dump(),
+        status="drafting",
+        created_by=principal.username,
+        created_at=now,
+        updated_at=now,
+        revision=1,
+    )
+    session.add(d)
+    session.flush()
+    _audit(session, principal, "document.create", d.code, clock)
+    return _document_out(session, d, principal)
+
+
+def update_document(
+    session: Session,
+    principal: Principal,
+    code: str,
+    data: DocumentWrite,
+    *,
+    clock: Clock,
+    if_match: int | None = None,
+) -> DocumentOut:
+    """Change a document being drafted or reviewed (a change under review sends it back to drafting)."""
+    principal.require(EDIT)
+    d = _document(session, principal, code, for_update=True)
+    _check_revision(d, if_match)
+    if d.status not in ("drafting", "review"):
+        raise Conflict(f"a {d.status} document is not changed; publish a document that amends it")
+    if data.code != d.code:
+        raise InvalidInput("the document number (code) does not change")
+    for name, value in data.model_dump().items():
+        setattr(d, name, value)
+    d.status = "drafting"
+    d.updated_at = clock.now()
+    d.revision += 1
+    _audit(session, principal, "document.update", d.code, clock, revision=d.revision)
+    return _document_out(session, d, principal)
+
+
+def submit_document(session: Session, principal: Principal, code: str, *, clock: Clock) -> DocumentOut:
+    principal.require(EDIT)
+    d = _document(session, principal, code, for_update=True)
+    if d.status != "drafting":
+        raise Conflict(f"only a document being drafted is submitted for review (it is {d.status})")
+    d.status, d.submitted_by, d.updated_at = "review", principal.username, clock.now()
+    d.revision += 1
+    _audit(session, principal, "document.submit", d.code, clock)
+    return _document_out(session, d, principal)
+
+
+def publish_document(session: Session, principal: Principal, code: str, *, clock: Clock) -> DocumentOut:
+    """Publish a reviewed document (four eyes: not by its author or submitter); the document it amends
+    becomes ``amended``; it becomes knowledge, searchable in the hub."""
+    principal.require(REVIEW)
+    d = _document(session, principal, code, for_update=True)
+    if d.status != "review":
+        raise Conflict(f"only a document in review is published (it is {d.status})")
+    principal.require_other_than(d.created_by)
+    if d.submitted_by:
+        principal.require_other_than(d.submitted_by)
+    now = clock.now()
+    if d.amends:
+        old = repo.document(session, d.amends, for_update=True)
+        if old is None or old.status != "published":
+            raise Conflict(f"{d.amends!r} is no longer a published document")
+        old.status, old.amended_by, old.updated_at = "amended", d.code, now
+        old.revision += 1
+        _audit(session, principal, "document.amended", old.code, clock, by=d.code)
+    d.status, d.published_by, d.published_at, d.updated_at = "published", principal.username, now, now
+    d.revision += 1
+    _audit(session, principal, "document.publish", d.code, clock)
+    _to_knowledge(session, d, clock)
+    events.emit(session, DOCUMENT_PUBLISHED, clock=clock, code=d.code)
+    return _document_out(session, d, principal)
+
+
+def repeal_document(
+    session: Session, principal: Principal, code: str, *, clock: Clock, note: str
+) -> DocumentOut:
+    """Repeal a published document: its items are retired (no run grants them any more) and it leaves
+    the knowledge hub's answers."""
+    principal.require(REVIEW)
+    if not note.strip():
+        raise InvalidInput("say why the document is repealed")
+    d = _document(session, principal, code, for_update=True)
+    if d.status not in ("published", "amended"):
+        raise Conflict(f"only a published document is repealed (it is {d.status})")
+    now = clock.now()
+    d.status, d.repealed_at, d.updated_at = "repealed", now, now
+    d.revision += 1
+    for i in repo.items(session, statuses=("published",), document_code=d.code):
+        i.status, i.updated_at = "retired", now
+        _audit(session, principal, "item.retire", i.key, clock, note=f"document {d.code} repealed")
+    _audit(session, principal, "document.repeal", d.code, clock, note=note)
+    # (not found or not published there: it never became knowledge, or was withdrawn there already)
+    with contextlib.suppress(NotFound, Conflict):
+        knowledge.withdraw_entry(session, _KNOWLEDGE, KNOWLEDGE_PREFIX + d.code, clock=clock, note=note)
+    return _document_out(session, d, principal)
+
+
+def add_interpretation(
+    session: Session, principal: Principal, code: str, data: InterpretationWrite, *, clock: Clock
+) -> InterpretationOut:
+    principal.require(EDIT)
+    d = _document(session, principal, code)
+    i = PolicyInterpretation(
+        document_id=d.id, **data.model_dump(), created_by=principal.username, created_at=clock.now()
+    )
+    session.add(i)
+    session.flush()
+    _audit(session, principal, "interpretation.add", d.code, clock, interpretation=i.id)
+    if d.status == "published":
+        _to_knowledge(session, d, clock)
+    return InterpretationOut(id=i.id, created_by=i.created_by, created_at=i.created_at, **data.model_dump())
+
+
+_ARTICLE = re.compile(r"(?=(?:^|\n|\s)(?:第[一二三四五六七八九十百零〇]+条|[一二三四五六七八九十]+、))")
+
+
+def _sections(body: str) -> list[SectionIn]:
+    """The body cut at its articles (第X条, 一、…) so that search answers with the article itself."""
+    parts = [p.strip() for p in _ARTICLE.split(body) if p.strip()]
+    return [SectionIn(heading=[], text=p[:200_000]) for p in parts[:1900]] or [SectionIn(text=body[:200_000])]
+
+
+def _to_knowledge(session: Session, d: PolicyDocument, clock: Clock) -> None:
+    sections = [SectionIn(heading=[], text=f"{d.title}\n{d.code} · {d.department}\n{d.summary}".strip())]
+    sections += _sections(d.body)
+    for i in repo.interpretations(session, d.id):
+        sections.append(SectionIn(heading=["政策解读", i.title[:300]], text=i.body[:200_000]))
+    content = EntryContent(
+        title=d.title,
+        kind=Kind.POLICY,
+        department=d.department,
+        source=d.code,
+        region=d.region_code,
+        effective_from=d.effective_from,
+        expires_on=d.effective_to,
+        sections=sections[:2000],
+        subject=d.title[:300],
+        metadata={"policy_code": d.code, "level": d.level},
+    )
+    knowledge.ingest_content(
+        session, KNOWLEDGE_PREFIX + d.code, content, actor="policy", clock=clock, source="policy library"
+    )
+
+
+# --- variables and the current rule set ----------------------------------------------------------------
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _parse_variables(source: str) -> list[Variable]:
+    raw = parse_rule_text(source, filename="variables.yaml")
+    if raw.items:
+        raise RuleError(["a variables file holds variables only"])
+    return list(raw.variables)
+
+
+def _parse_item(source: str) -> Item:
+    """One item from its YAML or JSON text: the item's mapping itself, or a rule file with one item."""
+    try:
+        data = yaml.safe_load(source)
+    except yaml.YAMLError as exc:
+        raise RuleError([f"the item is not valid YAML or JSON: {exc}"]) from exc
+    if isinstance(data, dict) and "items" not in data and "variables" not in data:
+        data = {"items": [data]}
+    raw = parse_rule_text(yaml.safe_dump(data, allow_unicode=True)) if isinstance(data, dict) else None
+    if raw is None or raw.variables or len(raw.items) != 1:
+        raise RuleError(
+            ["give exactly one item (its mapping, or a rule file with one item and no variables)"]
+        )
+    return raw.items[0]
+
+
+class _RuleCache:
+    """The current rule set (and its matchers per reference date), rebuilt when a digest changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sets: OrderedDict[str, RuleSet] = OrderedDict()
+        self._matchers: OrderedDict[tuple[str, dt.date], engine.Matcher] = OrderedDict()
+
+    def rules(self, key: str, build: Any) -> RuleSet:
+        with self._lock:
+            found = self._sets.get(key)
+            if found is not None:
+                self._sets.move_to_end(key)
+                return found
+        built: RuleSet = build()
+        with self._lock:
+            self._sets[key] = built
+            while len(self._sets) > 8:
+                self._sets.popitem(last=False)
+        return built
+
+    def matcher(self, key: str, rules: RuleSet, ref_date: dt.date) -> engine.Matcher:
+        with self._lock:
+            found = self._matchers.get((key, ref_date))
+            if found is not None:
+                self._matchers.move_to_end((key, ref_date))
+                return found
+        built = engine.Matcher(rules, ref_date)
+        with self._lock:
+            self._matchers[(key, ref_date)] = built
+            while len(self._matchers) > 32:
+                self._matchers.popitem(last=False)
+        return built
+
+
+_CACHE = _RuleCache()
+
+
+def _variables_row(session: Session) -> PolicyVariableSet:
+    row = repo.current_variables(session)
+    if row is None:
+        raise Conflict("no variables are defined yet: load the city's data dictionary first")
+    return row
+
+
+def current_rules(session: Session) -> tuple[str, RuleSet]:
+    """The digest and the checked rule set of the latest variables and every item's published version."""
+    variables = _variables_row(session)
+    digests = repo.published_digests(session)
+    key = _digest(variables.digest + "".join(f"|{k}:{d}" for k, d in digests))
+
+    def build() -> RuleSet:
+        items = [_parse_item(v.source) for _, v in repo.published_versions(session)]
+        return check_rules(RuleFile(variables=_parse_variables(variables.source), items=items))
+
+    return key, _CACHE.rules(key, build)
+
+
+def set_variables(
+    session: Session, principal: Principal, source: str, *, clock: Clock, note: str = ""
+) -> int:
+    """A new version of the variables. Refused if a published item would no longer check against it."""
+    principal.require(REVIEW)
+    try:
+        variables = _parse_variables(source)
+        items = [_parse_item(v.source) for _, v in repo.published_versions(session)]
+        check_rules(RuleFile(variables=variables, items=items))
+    except RuleError as exc:
+        raise InvalidInput("the variables are refused: " + "; ".join(exc.problems)) from exc
+    current = repo.current_variables(session)
+    digest = _digest(source)
+    if current is not None and current.digest == digest:
+        return current.version
+    number = (current.version if current else 0) + 1
+    session.add(
+        PolicyVariableSet(
+            version=number,
+            source=source,
+            digest=digest,
+            created_by=principal.username,
+            created_at=clock.now(),
+            note=note,
+        )
+    )
+    session.flush()
+    _audit(session, principal, "variables.set", str(number), clock, digest=digest)
+    return number
+
+
+def variables_source(session: Session) -> tuple[int, str]:
+    row = _variables_row(session)
+    return row.version, row.source
+
+
+# --- items ---------------------------------------------------------------------------------------------
+
+
+def _version_out(v: PolicyItemVersion) -> ItemVersionOut:
+    return ItemVersionOut(
+        version=v.version,
+        state=v.state,
+        digest=v.digest,
+        source=v.source,
+        note=v.note,
+        created_by=v.created_by,
+        created_at=v.created_at,
+        reviewed_by=v.reviewed_by,
+        reviewed_at=v.reviewed_at,
+    )
+
+
+def _item_visible(principal: Principal) -> tuple[str, ...]:
+    return ("draft", "published", "retired") if principal.can(EDIT) else ("published", "retired")
+
+
+def _item(session: Session, principal: Principal, key: str, *, for_update: bool = False) -> PolicyItem:
+    i = repo.item(session, key, for_update=for_update)
+    if i is None or i.status not in _item_visible(principal):
+        raise NotFound(f"no policy item {key!r}")
+    return i
+
+
+def get_item(session: Session, principal: Principal, key: str) -> ItemOut:
+    i = _item(session, principal, key)
+    versions = repo.versions(session, i.id)
+    if not principal.can(EDIT):
+        versions = [v for v in versions if v.state in ("published", "superseded")]
+    return ItemOut(**_item_summary(i).model_dump(), versions=[_version_out(v) for v in versions])
+
+
+def list_items(session: Session, principal: Principal, *, entity: str = "") -> list[ItemSummary]:
+    return [_item_summary(i) for i in repo.items(session, statuses=_item_visible(principal), entity=entity)]
+
+
+def propose_item_version(
+    session: Session, principal: Principal, data: ItemVersionWrite, *, clock: Clock
+) -> ItemOut:
+    """A new version of an item's rules, for review. Its rules are checked against the current variables
+    and the other published items, its version must be the next one, it cites a document of the library,
+    and its own test cases (at least one) must pass."""
+    principal.require(EDIT)
+    try:
+        spec = _parse_item(data.source)
+    except RuleError as exc:
+        raise InvalidInput("the item is refused: " + "; ".join(exc.problems)) from exc
+    existing = repo.item(session, spec.id, for_update=True)
+    expected = 1 + max((v.version for v in repo.versions(session, existing.id)), default=0) if existing else 1
+    problems: list[str] = []
+    if spec.version != expected:
+        problems.append(f"version must be {expected} (the next version of {spec.id})")
+    if existing is not None and existing.entity != spec.entity:
+        problems.append(f"{spec.id} is an item for a {existing.entity}; its entity does not change")
+    document = repo.document(session, spec.document)
+    if document is None or document.status in ("repealed", "amended"):
+        problems.append(f"document {spec.document!r} is not a current document of the library")
+    if not spec.tests:
+        problems.append("give at least one test case (inputs and the expected result)")
+    try:
+        variables = _parse_variables(_variables_row(session).source)
+        others = [_parse_item(v.source) for i, v in repo.published_versions(session) if i.key != spec.id]
+        rules = check_rules(RuleFile(variables=variables, items=[*others, spec]))
+    except RuleError as exc:
+        problems.extend(exc.problems)
+        rules = None
+    if rules is not None:
+        problems.extend(
+            f"test case {f.case!r}: {f.problem}" for f in engine.run_cases(rules, items=[spec.id])
+        )
+    if problems:
+        raise InvalidInput("the item is refused: " + "; ".join(problems))
+    now = clock.now()
+    if existing is None:
+        existing = PolicyItem(
+            key=spec.id,
+            document_code=spec.document,
+            entity=spec.entity,
+            support=spec.support,
+            title=spec.title.zh,
+            title_en=spec.title.en,
+            status="draft",
+            tags={},
+            updated_at=now,
+        )
+        session.add(existing)
+        session.flush()
+    for v in repo.versions(session, existing.id):
+        if v.state == "review":
+            v.state = "superseded"  # a newer proposal replaces one not yet reviewed
+    session.add(
+        PolicyItemVersion(
+            item_id=existing.id,
+            version=spec.version,
+            source=data.source,
+            digest=_digest(data.source),
+            state="review",
+            note=data.note,
+            created_by=principal.username,
+            created_at=now,
+            submitted_by=principal.username,
+        )
+    )
+    session.flush()
+    _audit(session, principal, "item.propose", spec.id, clock, version=spec.version)
+    return get_item(session, principal, spec.id)
+
+
+def publish_item_version(
+    session: Session, principal: Principal, key: str, number: int, *, clock: Clock, note: str = ""
+) -> ItemOut:
+    """Publish a proposed version (four eyes); its document must be published. Its test cases run again
+    against the rule set it joins."""
+    principal.require(REVIEW)
+    i = _item(session, principal, key, for_update=True)
+    v = repo.version(session, i.id, number, for_update=True)
+    if v is None:
+        raise NotFound(f"{key} has no version {number}")
+    if v.state != "review":
+        raise Conflict(f"only a version in review is published (version {number} is {v.state})")
+    principal.require_other_than(v.created_by)
+    spec = _parse_item(v.source)
+    document = repo.document(session, spec.document)
+    if document is None or document.status != "published":
+        raise Conflict(f"publish document {spec.document!r} first")
+    variables = _parse_variables(_variables_row(session).source)
+    others = [_parse_item(s.source) for it, s in repo.published_versions(session) if it.key != key]
+    try:
+        rules = check_rules(RuleFile(variables=variables, items=[*others, spec]))
+    except RuleError as exc:
+        raise Conflict("the item no longer checks: " + "; ".join(exc.problems)) from exc
+    failures = engine.run_cases(rules, items=[key])
+    if failures:
+        raise Conflict("its test cases fail: " + "; ".join(f"{f.case}: {f.problem}" for f in failures))
+    now = clock.now()
+    if i.published_version is not None:
+        old = repo.version(session, i.id, i.published_version, for_update=True)
+        if old is not None:
+            old.state = "superseded"
+    v.state, v.reviewed_by, v.reviewed_at = "published", principal.username, now
+    if note:
+        v.note = (v.note + "\n" if v.note else "") + note
+    checked = rules.items[key]
+    i.published_version, i.status, i.updated_at = number, "published", now
+    i.title, i.title_en, i.support, i.document_code = (
+        spec.title.zh,
+        spec.title.en,
+        spec.support,
+        spec.document,
+    )
+    i.tags = derived_tags(checked)
+    _audit(session, principal, "item.publish", key, clock, version=number, digest=v.digest)
+    events.emit(session, ITEM_PUBLISHED, clock=clock, key=key, version=number)
+    return get_item(session, principal, key)
+
+
+def reject_item_version(
+    session: Session, principal: Principal, key: str, number: int, *, clock: Clock, note: str
+) -> ItemOut:
+    principal.require(REVIEW)
+    if not note.strip():
+        raise InvalidInput("say why the version is rejected")
+    i = _item(session, principal, key, for_update=True)
+    v = repo.version(session, i.id, number, for_update=True)
+    if v is None:
+        raise NotFound(f"{key} has no version {number}")
+    if v.state != "review":
+        raise Conflict(f"only a version in review is rejected (version {number} is {v.state})")
+    v.state, v.reviewed_by, v.reviewed_at = "rejected", principal.username, clock.now()
+    v.note = (v.note + "\n" if v.note else "") + note
+    _audit(session, principal, "item.reject", key, clock, version=number, note=note)
+    return get_item(session, principal, key)
+
+
+def retire_item(session: Session, principal: Principal, key: str, *, clock: Clock, note: str) -> ItemOut:
+    principal.require(REVIEW)
+    if not note.strip():
+        raise InvalidInput("say why the item is retired")
+    i = _item(session, principal, key, for_update=True)
+    if i.status != "published":
+        raise Conflict(f"only a published item is retired (it is {i.status})")
+    i.status, i.updated_at = "retired", clock.now()
+    _audit(session, principal, "item.retire", key, clock, note=note)
+    return get_item(session, principal, key)
+
+
+# --- the calculator ------------------------------------------------------------------------------------
+
+
+def _text(t: Any, lang: str) -> str:
+    return str((t.en or t.zh) if lang == "en" else t.zh)
+
+
+def _proof_text(var: Variable, lang: str) -> tuple[str, str]:
+    if var.proof is None:
+        return ("", "")
+    if var.proof.kind == "applicant":
+        return ("the applicant's statement or documents" if lang == "en" else "申请人自行提供", "applicant")
+    return (var.proof.name, var.proof.kind)
+
+
+def _needed(rules: RuleSet, column: str, ref_date: dt.date, lang: str) -> Needed:
+    name, _, back = column.partition("__p")
+    var = rules.variables[name]
+    period = engine.reference_period(var.period, ref_date, int(back or 0)) if var.period else None
+    proof, kind = _proof_text(var, lang)
+    return Needed(
+        column=column,
+        variable=name,
+        label=_text(var.label, lang),
+        period=period,
+        proof=proof,
+        proof_kind=kind,
+    )
+
+
+def _source_text(item: CheckedItem, index: int) -> str:
+    c = item.spec.conditions[index]
+    s = c.source
+    quote = f"：“{s.quote}”" if s.quote else ""
+    return f"{s.document or item.spec.document} {s.article}{quote}"
+
+
+def match(session: Session, request: MatchRequest, *, clock: Clock, lang: str = "zh") -> MatchResponse:
+    """The policy calculator: every published item for one person, household or enterprise, decided on
+    the facts given, each condition explained (met, failed, or unknown with the data that would decide
+    it). Nothing missing is ever defaulted."""
+    key, rules = current_rules(session)
+    ref_date = request.date or today(clock)
+    try:
+        columns = engine.columns_from_periods(rules, request.entity, request.facts, ref_date)
+        matcher = _CACHE.matcher(key, rules, ref_date)
+        decisions = matcher.evaluate(request.entity, columns)
+    except RuleError as exc:
+        raise InvalidInput("; ".join(exc.problems)) from exc
+    order = {"eligible": 0, "undetermined": 1, "not_eligible": 2}
+    out = []
+    for d in decisions:
+        if request.show == "possible" and d.result == "not_eligible":
+            continue
+        item = rules.items[d.item_id]
+        conditions = []
+        for index, c in enumerate(d.conditions):
+            if c.id == "window":
+                w = item.spec.window
+                text = (
+                    f"Within the application window ({w.start or '…'} to {w.end or '…'})"
+                    if lang == "en"
+                    else f"在申报期内（{w.start or '…'} 至 {w.end or '…'}）"
+                )
+                conditions.append(ConditionOut(id="window", text=text, outcome="failed", source="", needs=[]))
+                continue
+            conditions.append(
+                ConditionOut(
+                    id=c.id,
+                    text=_text(item.spec.conditions[index].text, lang),
+                    outcome="met" if c.value else ("failed" if c.value is False else "unknown"),
+                    source=_source_text(item, index),
+                    needs=[_needed(rules, m, ref_date, lang) for m in c.missing],
+                )
+            )
+        out.append(
+            MatchOut(
+                key=d.item_id,
+                version=d.version,
+                title=_text(item.spec.title, lang),
+                document_code=item.spec.document,
+                support=item.spec.support,
+                result=d.result,
+                amount_fen=d.amount_fen,
+                automatic=d.automatic,
+                conditions=conditions,
+                needs=[_needed(rules, m, ref_date, lang) for m in d.missing],
+            )
+        )
+    out.sort(key=lambda m: (order[m.result], -(m.amount_fen or 0), m.key))
+    return MatchResponse(entity=request.entity, date=ref_date, results=out)
+
+
+def calculator_fields(session: Session, entity: str, *, clock: Clock, lang: str = "zh") -> list[FieldOut]:
+    """The facts the published items for ``entity`` read (derived variables expanded to what they read),
+    one field per period for a variable with periods: the calculator's form."""
+    _, rules = current_rules(session)
+    ref_date = today(clock)
+    derived = {v.name: e for v, e in rules.derived(entity)}
+    columns: set[str] = set()
+
+    def add(refs: Any) -> None:
+        for r in refs:
+            if r.name in derived:
+                add(derived[r.name].refs)
+            else:
+                columns.add(r.column)
+
+    for item in rules.items.values():
+        if item.spec.entity == entity:
+            add(item.refs)
+    fields = []
+    for column in sorted(columns, key=lambda c: (list(rules.variables).index(c.split("__p")[0]), c)):
+        n = _needed(rules, column, ref_date, lang)
+        var = rules.variables[n.variable]
+        fields.append(
+            FieldOut(
+                column=column,
+                variable=n.variable,
+                label=n.label,
+                kind=var.kind,
+                period=n.period,
+                proof=n.proof,
+                proof_kind=n.proof_kind,
+            )
+        )
+    return fields
+
+
+def facts_from_columns(
+    session: Session, entity: str, values: Mapping[str, Any], *, clock: Clock
+) -> dict[str, Any]:
+    """Facts (``{variable: value}`` or ``{variable: {period: value}}``) from calculator columns."""
+    _, rules = current_rules(session)
+    ref_date = today(clock)
+    facts: dict[str, Any] = {}
+    for column, value in values.items():
+        name, _, back = column.partition("__p")
+        var = rules.variables.get(name)
+        if var is None or var.entity != entity:
+            raise InvalidInput(f"{column!r} is not a fact of a {entity}")
+        if var.period:
+            facts.setdefault(name, {})[engine.reference_period(var.period, ref_date, int(back or 0))] = value
+        else:
+            facts[name] = value
+    return facts
+
+
+def require_editor(principal: Principal) -> None:
+    if not principal.can(EDIT):
+        raise Forbidden(f"your account lacks the permission {EDIT!r}")
+
+
+def item_keys(session: Session) -> Sequence[str]:
+    return [k for k, _ in repo.published_digests(session)]
+
+
+# --- the overlap check ---------------------------------------------------------------------------------
+
+_INDEX_LOCK = threading.Lock()
+_INDEX: dict[str, overlap.DocumentIndex] = {}
+
+
+def _library_index(session: Session) -> overlap.DocumentIndex:
+    """The MinHash index of every document of the library (drafts included), rebuilt when one changes."""
+    rows = repo.all_document_texts(session, ALL_STATUSES)
+    key = _digest("".join(f"|{code}:{_digest(title + body)}" for code, title, body in rows))
+    with _INDEX_LOCK:
+        found = _INDEX.get(key)
+    if found is not None:
+        return found
+    built = overlap.DocumentIndex.build((code, f"{title}\n{body}") for code, title, body in rows)
+    with _INDEX_LOCK:
+        _INDEX.clear()
+        _INDEX[key] = built
+    return built
+
+
+def library_overlaps(session: Session, principal: Principal) -> list[overlap.DocumentPair]:
+    """Every near-duplicate or contained pair of documents in the library."""
+    principal.require(EDIT)
+    return _library_index(session).pairs()
+
+
+def overlap_report(session: Session, principal: Principal, request: OverlapRequest) -> OverlapReport:
+    """The drafter's report before publishing: documents of the library the draft's text duplicates, is
+    contained in or contains; published items the draft item overlaps with, and whether a stacking rule
+    settles each overlap."""
+    principal.require(EDIT)
+    index = _library_index(session)
+    documents = []
+    if request.text.strip():
+        for pair in index.check(request.text, key="\x00draft"):
+            code = pair.b if pair.a == "\x00draft" else pair.a
+            if code == request.code:
+                continue
+            d = repo.document(session, code)
+            if d is None:
+                continue
+            documents.append(
+                DocumentOverlapOut(
+                    code=code,
+                    title=d.title,
+                    status=d.status,
+                    kind=pair.kind,
+                    jaccard=pair.jaccard,
+                    containment=pair.containment,
+                    shorter="draft" if pair.shorter == "\x00draft" else "library",
+                )
+            )
+    items: list[ItemOverlapOut] = []
+    if request.item.strip():
+        try:
+            spec = _parse_item(request.item)
+            _, published = current_rules(session)
+            others = [i.spec for key, i in published.items.items() if key != spec.id]
+            rules = check_rules(RuleFile(variables=list(published.variables.values()), items=[*others, spec]))
+        except RuleError as exc:
+            raise InvalidInput("the item is refused: " + "; ".join(exc.problems)) from exc
+        library = [i for key, i in rules.items.items() if key != spec.id]
+        items = [
+            ItemOverlapOut(a=o.a, b=o.b, shared=list(o.shared), verdict=o.verdict, reason=o.reason)
+            for o in overlap.item_overlaps([rules.items[spec.id]], against=library)
+        ]
+    return OverlapReport(documents=documents, items=items, library_documents=len(index))

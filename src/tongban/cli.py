@@ -50,6 +50,7 @@ from tongban.knowledge import service as knowledge_service
 from tongban.knowledge.embedding import get_embedder
 from tongban.knowledge.schemas import Kind
 from tongban.policy import demo as policy_demo
+from tongban.policy.cli import policy_app
 from tongban.rating import service as rating_service
 from tongban.rating import synthetic as rating_synthetic
 
@@ -75,6 +76,7 @@ app.add_typer(quality_app, name="quality")
 knowledge_app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
 app.add_typer(hotline_app, name="hotline")
+app.add_typer(policy_app, name="policy")
 
 
 @app.callback()

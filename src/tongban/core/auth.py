@@ -57,6 +57,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "hotline:admin",
             "policy:edit",
             "policy:review",
+            "policy:run",
+            "policy:approve",
             "audit:read",
             "accounts:manage",
         }
@@ -103,6 +105,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     #: Reviews and publishes documents and item versions, repeals, sets the variables (four eyes: never
     #: their own drafts).
     "policy_reviewer": frozenset({"policy:edit", "policy:review"}),
+    #: Registers data snapshots, computes 免申即享 runs and simulations (推演).
+    "policy_officer": frozenset({"policy:run"}),
+    #: Approves or rejects runs (four eyes: not their own) and decides appeals of automated decisions.
+    "policy_approver": frozenset({"policy:run", "policy:approve"}),
 }
 
 #: Sign-in throttling: this many failures for one username within the window lock it for the window.

@@ -46,12 +46,13 @@ def _session(settings: Settings | None = None) -> Iterator[Session]:
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url())
-    try:
-        if not migrate.is_current(engine):
+    try:  # the engine is disposed on every path, a refusal included
+        try:
+            current = migrate.is_current(engine)
+        except OperationalError as exc:
+            raise _fail(f"cannot reach the database: {exc.orig}") from None
+        if not current:
             raise _fail("the database schema is not current; run `tongban db upgrade` first")
-    except OperationalError as exc:
-        raise _fail(f"cannot reach the database: {exc.orig}") from None
-    try:
         with session_scope(make_sessionmaker(engine)) as session:
             yield session
     except DomainError as exc:

@@ -2977,3 +2977,15 @@ def queue_message(
         sealer=sealer,
         clock=clock,
     ).id
+
+
+def verified_subjects(session: Session, account_id: int) -> list[tuple[str, str]]:
+    """``(kind, subject digest)`` of the profiles an account acts for whose identifier was verified (an
+    e-licence or shared data): what other domains' records about that person or enterprise are keyed by
+    (the policy runs' grants)."""
+    out = []
+    for kind in ("person", "enterprise"):
+        for profile in repo.profiles_of_owner(session, account_id, kind):
+            if profile.subject_digest:
+                out.append((kind, profile.subject_digest))
+    return out

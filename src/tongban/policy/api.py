@@ -13,18 +13,29 @@ from tongban.core.http import (
     ClockDep,
     DbSession,
     RawBody,
+    SealerDep,
+    authenticated,
     idempotent,
+    own_records,
     parse_if_match,
     public_with_principal,
     public_writing,
     require,
 )
+from tongban.core.llm import get_chat_model
 from tongban.policy import service
 from tongban.policy.schemas import (
+    AppealDecision,
+    AppealOut,
+    AppealWrite,
     DocumentOut,
     DocumentPage,
     DocumentWrite,
+    DraftOut,
+    DraftWrite,
     FieldOut,
+    GrantOut,
+    GrantPage,
     InterpretationOut,
     InterpretationWrite,
     ItemOut,
@@ -35,7 +46,17 @@ from tongban.policy.schemas import (
     MatchResponse,
     OverlapReport,
     OverlapRequest,
+    PushOut,
     ReviewWrite,
+    RunDecision,
+    RunOut,
+    RunWrite,
+    SimulationOut,
+    SimulationWrite,
+    SnapshotOut,
+    SubscriptionOut,
+    SubscriptionWrite,
+    SyntheticWrite,
     VariablesWrite,
 )
 
@@ -248,3 +269,177 @@ def overlap_report(body: OverlapRequest, session: DbSession, principal: Editor) 
     """The drafter's overlap check before publishing: the library's documents the text duplicates, is
     contained in or contains, and the published items the proposed item's rules overlap with."""
     return service.overlap_report(session, principal, body)
+
+
+# --- snapshots, runs, grants, appeals, simulation -------------------------------------------------------
+
+Officer = Annotated[auth.Principal, Depends(require(service.RUN))]
+Approver = Annotated[auth.Principal, Depends(require(service.APPROVE))]
+Holder = Annotated[auth.Principal, Depends(own_records)]
+Staff = Annotated[auth.Principal, Depends(authenticated)]
+RunId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def _data_dir(request: Request) -> Any:
+    return request.app.state.runtime.settings.data_dir
+
+
+@router.get("/snapshots")
+def list_snapshots(session: DbSession, principal: Officer) -> list[SnapshotOut]:
+    return service.list_snapshots(session, principal)
+
+
+@router.post("/snapshots/synthetic", status_code=201)
+def synthetic_snapshot(
+    request: Request, body: SyntheticWrite, session: DbSession, principal: Officer, clock: ClockDep
+) -> SnapshotOut:
+    """A synthetic city's snapshot (demos, drills, benchmarks)."""
+    return service.synthetic_snapshot(session, principal, body, data_dir=_data_dir(request), clock=clock)
+
+
+@router.post("/runs", status_code=201)
+def compute_run(
+    request: Request, body: RunWrite, session: DbSession, principal: Officer, clock: ClockDep
+) -> RunOut:
+    """Compute a 免申即享 / 直达快享 run: the published items of one entity type over a snapshot, with
+    stacking and budgets; the grants wait for another officer's approval."""
+    return service.compute_run(session, principal, body, data_dir=_data_dir(request), clock=clock)
+
+
+@router.get("/runs")
+def list_runs(session: DbSession, principal: Staff) -> list[RunOut]:
+    return service.list_runs(session, principal)
+
+
+@router.get("/runs/{run_id}")
+def get_run(run_id: RunId, session: DbSession, principal: Staff) -> RunOut:
+    return service.get_run(session, principal, run_id)
+
+
+@router.get("/runs/{run_id}/grants")
+def run_grants(
+    request: Request,
+    run_id: RunId,
+    session: DbSession,
+    principal: Staff,
+    status: Annotated[str, Query(pattern="^(|proposed|granted|noticed|stacked|over_budget)$")] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> GrantPage:
+    """The run's rows with their explanations (the condition marks read against the run's rules)."""
+    return service.run_grants(
+        session, principal, run_id, status=status, page=page, per_page=per_page, lang=_lang(request)
+    )
+
+
+@router.post("/runs/{run_id}/decision")
+def decide_run(
+    run_id: RunId, body: RunDecision, session: DbSession, principal: Approver, clock: ClockDep
+) -> RunOut:
+    """Approve (grants made; notices of fast applications due) or reject, with a reason."""
+    return service.decide_run(session, principal, run_id, body, clock=clock)
+
+
+@router.post("/runs/{run_id}/verify")
+def verify_run(request: Request, run_id: RunId, session: DbSession, principal: Staff) -> dict[str, Any]:
+    """Reproduce the run from its recorded rule versions and snapshot; the checksums must agree."""
+    return service.verify_run(session, principal, run_id, data_dir=_data_dir(request))
+
+
+@router.get("/me/grants")
+def my_grants(request: Request, session: DbSession, principal: Holder) -> list[GrantOut]:
+    """The benefits granted or noticed to the signed-in person (or enterprises they act for)."""
+    return service.my_grants(session, principal, lang=_lang(request))
+
+
+@router.post("/me/grants/{grant_id}/appeal", status_code=201)
+def file_appeal(
+    grant_id: Annotated[int, Path(ge=1)],
+    body: AppealWrite,
+    session: DbSession,
+    principal: Holder,
+    clock: ClockDep,
+) -> AppealOut:
+    """Object to an automated decision (PIPL art. 24); an officer reviews it."""
+    return service.file_appeal(session, principal, grant_id, body, clock=clock)
+
+
+@router.get("/appeals")
+def list_appeals(
+    session: DbSession,
+    principal: Approver,
+    status: Annotated[str, Query(pattern="^(|open|upheld|dismissed)$")] = "",
+) -> list[AppealOut]:
+    return service.list_appeals(session, principal, status=status)
+
+
+@router.post("/appeals/{appeal_id}/decision")
+def decide_appeal(
+    appeal_id: Annotated[int, Path(ge=1)],
+    body: AppealDecision,
+    session: DbSession,
+    principal: Approver,
+    clock: ClockDep,
+) -> AppealOut:
+    return service.decide_appeal(session, principal, appeal_id, body, clock=clock)
+
+
+@router.post("/simulations")
+def simulate(
+    request: Request, body: SimulationWrite, session: DbSession, principal: Staff, clock: ClockDep
+) -> SimulationOut:
+    """推演: a draft item over a snapshot — who qualifies, the cost, by district and industry, beside the
+    published version and against the budget pool. Nothing is stored."""
+    return service.simulate(session, principal, body, data_dir=_data_dir(request), clock=clock)
+
+
+# --- subscriptions and the policy inbox --------------------------------------------------------------------
+
+
+@router.post("/me/subscriptions", status_code=201)
+def subscribe(
+    body: SubscriptionWrite, session: DbSession, principal: Holder, clock: ClockDep, sealer: SealerDep
+) -> SubscriptionOut:
+    """Subscribe to new and amended policy items by tags (and, with consent, your facts)."""
+    return service.subscribe(session, principal, body, sealer=sealer, clock=clock)
+
+
+@router.get("/me/subscriptions")
+def my_subscriptions(session: DbSession, principal: Holder, sealer: SealerDep) -> list[SubscriptionOut]:
+    return service.my_subscriptions(session, principal, sealer=sealer)
+
+
+@router.delete("/me/subscriptions/{subscription_id}")
+def cancel_subscription(
+    subscription_id: Annotated[int, Path(ge=1)],
+    session: DbSession,
+    principal: Holder,
+    clock: ClockDep,
+    sealer: SealerDep,
+) -> SubscriptionOut:
+    """End a subscription; the facts and contact it kept are erased."""
+    return service.cancel_subscription(session, principal, subscription_id, sealer=sealer, clock=clock)
+
+
+@router.get("/me/inbox")
+def my_inbox(session: DbSession, principal: Holder) -> list[PushOut]:
+    """Policies pushed to you, newest first, each with the reason."""
+    return service.my_pushes(session, principal)
+
+
+@router.post("/me/inbox/{push_id}/read", status_code=204)
+def mark_read(
+    push_id: Annotated[int, Path(ge=1)], session: DbSession, principal: Holder, clock: ClockDep
+) -> Response:
+    service.mark_push_read(session, principal, push_id, clock=clock)
+    return Response(status_code=204)
+
+
+@router.post("/drafts")
+def draft_aid(request: Request, body: DraftWrite, session: DbSession, principal: Editor) -> DraftOut:
+    """The drafting aid: candidate thresholds, amounts, dates and audiences from a policy text, and with
+    a language model configured a checked proposal of the item's rules (every number and quote checked
+    against the text) for a person to review."""
+    return service.draft_aid(
+        session, principal, body, model=get_chat_model(request.app.state.runtime.settings)
+    )

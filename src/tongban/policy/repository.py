@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from tongban.policy.models import (
+    PolicyAppeal,
     PolicyDocument,
+    PolicyGrant,
     PolicyInterpretation,
     PolicyItem,
     PolicyItemVersion,
+    PolicyPush,
+    PolicyRun,
+    PolicySnapshot,
+    PolicySubscription,
     PolicyVariableSet,
 )
 
@@ -171,3 +178,241 @@ def current_variables(session: Session) -> PolicyVariableSet | None:
     return session.scalars(
         select(PolicyVariableSet).order_by(PolicyVariableSet.version.desc()).limit(1)
     ).first()
+
+
+# --- snapshots, runs, grants, appeals ------------------------------------------------------------------
+
+
+def snapshot_by_name(session: Session, name: str) -> PolicySnapshot | None:
+    return session.scalars(select(PolicySnapshot).where(PolicySnapshot.name == name)).one_or_none()
+
+
+def snapshots(session: Session) -> list[PolicySnapshot]:
+    return list(session.scalars(select(PolicySnapshot).order_by(PolicySnapshot.id.desc())))
+
+
+def run(session: Session, run_id: int, *, for_update: bool = False) -> PolicyRun | None:
+    stmt = select(PolicyRun).where(PolicyRun.id == run_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).one_or_none()
+
+
+def runs(session: Session, *, limit: int = 100) -> list[PolicyRun]:
+    return list(session.scalars(select(PolicyRun).order_by(PolicyRun.id.desc()).limit(limit)))
+
+
+def approved_after(session: Session, entity: str, since: dt.datetime) -> list[PolicyRun]:
+    return list(
+        session.scalars(
+            select(PolicyRun).where(
+                PolicyRun.entity == entity, PolicyRun.status == "approved", PolicyRun.decided_at > since
+            )
+        )
+    )
+
+
+def granted_fen(session: Session, item_keys: Sequence[str]) -> int:
+    """Fen granted by approved runs (and upheld appeals) for these items."""
+    if not item_keys:
+        return 0
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(PolicyGrant.amount_fen), 0))
+            .join(PolicyRun, PolicyRun.id == PolicyGrant.run_id)
+            .where(
+                PolicyRun.status == "approved",
+                PolicyGrant.status == "granted",
+                PolicyGrant.item_key.in_(item_keys),
+            )
+        )
+        or 0
+    )
+
+
+def granted_subjects(
+    session: Session, item_keys: Sequence[str], *, before: dt.datetime | None = None
+) -> list[tuple[str, str]]:
+    """(subject, item) of every standing grant of these items by approved runs (decided before ``before``)."""
+    if not item_keys:
+        return []
+    stmt = (
+        select(PolicyGrant.subject_id, PolicyGrant.item_key)
+        .join(PolicyRun, PolicyRun.id == PolicyGrant.run_id)
+        .where(
+            PolicyRun.status == "approved",
+            PolicyGrant.status == "granted",
+            PolicyGrant.item_key.in_(item_keys),
+        )
+    )
+    if before is not None:
+        stmt = stmt.where(PolicyRun.decided_at < before)
+    rows = session.execute(stmt)
+    return [(r[0], r[1]) for r in rows]
+
+
+def grant(session: Session, grant_id: int, *, for_update: bool = False) -> PolicyGrant | None:
+    stmt = select(PolicyGrant).where(PolicyGrant.id == grant_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).one_or_none()
+
+
+def grants_of_run(
+    session: Session, run_id: int, *, status: str = "", page: int = 1, per_page: int = 50
+) -> tuple[int, list[PolicyGrant]]:
+    where = [PolicyGrant.run_id == run_id]
+    if status:
+        where.append(PolicyGrant.status == status)
+    total = session.scalar(select(func.count()).select_from(PolicyGrant).where(*where)) or 0
+    rows = session.scalars(
+        select(PolicyGrant)
+        .where(*where)
+        .order_by(PolicyGrant.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    return total, list(rows)
+
+
+def grants_of_subjects(session: Session, subjects: Sequence[str]) -> list[PolicyGrant]:
+    """Grants of approved runs for these subjects, newest first."""
+    if not subjects:
+        return []
+    return list(
+        session.scalars(
+            select(PolicyGrant)
+            .join(PolicyRun, PolicyRun.id == PolicyGrant.run_id)
+            .where(PolicyRun.status == "approved", PolicyGrant.subject_id.in_(subjects))
+            .order_by(PolicyGrant.id.desc())
+        )
+    )
+
+
+def set_status_on_approval(session: Session, run_id: int, now: dt.datetime) -> None:
+    session.execute(
+        update(PolicyGrant)
+        .where(
+            PolicyGrant.run_id == run_id,
+            PolicyGrant.status == "proposed",
+            PolicyGrant.result == "eligible",
+            PolicyGrant.automatic.is_(True),
+        )
+        .values(status="granted", decided_at=now)
+    )
+    session.execute(
+        update(PolicyGrant)
+        .where(PolicyGrant.run_id == run_id, PolicyGrant.status == "proposed")
+        .values(status="noticed", decided_at=now)
+    )
+
+
+def appeals(session: Session, *, status: str = "") -> list[PolicyAppeal]:
+    stmt = select(PolicyAppeal).order_by(PolicyAppeal.id)
+    if status:
+        stmt = stmt.where(PolicyAppeal.status == status)
+    return list(session.scalars(stmt))
+
+
+def appeal(session: Session, appeal_id: int, *, for_update: bool = False) -> PolicyAppeal | None:
+    stmt = select(PolicyAppeal).where(PolicyAppeal.id == appeal_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).one_or_none()
+
+
+def appeals_of_grants(session: Session, grant_ids: Sequence[int]) -> dict[int, PolicyAppeal]:
+    if not grant_ids:
+        return {}
+    rows = session.scalars(
+        select(PolicyAppeal).where(PolicyAppeal.grant_id.in_(grant_ids)).order_by(PolicyAppeal.id)
+    )
+    return {a.grant_id: a for a in rows}
+
+
+def variable_set(session: Session, version: int) -> PolicyVariableSet | None:
+    return session.scalars(
+        select(PolicyVariableSet).where(PolicyVariableSet.version == version)
+    ).one_or_none()
+
+
+def item_version_source(session: Session, key: str, number: int) -> str | None:
+    return session.scalar(
+        select(PolicyItemVersion.source)
+        .join(PolicyItem, PolicyItem.id == PolicyItemVersion.item_id)
+        .where(PolicyItem.key == key, PolicyItemVersion.version == number)
+    )
+
+
+# --- subscriptions and push ----------------------------------------------------------------------------
+
+
+def subscriptions_of(session: Session, account_id: int) -> list[PolicySubscription]:
+    return list(
+        session.scalars(
+            select(PolicySubscription)
+            .where(PolicySubscription.account_id == account_id)
+            .order_by(PolicySubscription.id)
+        )
+    )
+
+
+def subscription(session: Session, subscription_id: int) -> PolicySubscription | None:
+    return session.get(PolicySubscription, subscription_id)
+
+
+def active_subscriptions(
+    session: Session, entity: str, *, after_id: int = 0, limit: int = 1000
+) -> list[PolicySubscription]:
+    return list(
+        session.scalars(
+            select(PolicySubscription)
+            .where(
+                PolicySubscription.active.is_(True),
+                PolicySubscription.entity == entity,
+                PolicySubscription.id > after_id,
+            )
+            .order_by(PolicySubscription.id)
+            .limit(limit)
+        )
+    )
+
+
+def unpushed_versions(session: Session) -> list[tuple[PolicyItem, PolicyItemVersion]]:
+    rows = session.execute(
+        select(PolicyItem, PolicyItemVersion)
+        .join(PolicyItemVersion, PolicyItemVersion.item_id == PolicyItem.id)
+        .where(PolicyItemVersion.state == "published", PolicyItemVersion.pushed_at.is_(None))
+        .order_by(PolicyItemVersion.reviewed_at, PolicyItemVersion.id)
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def pushed(session: Session, subscription_id: int, key: str, version: int) -> bool:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(PolicyPush)
+            .where(
+                PolicyPush.subscription_id == subscription_id,
+                PolicyPush.item_key == key,
+                PolicyPush.version == version,
+            )
+        )
+        or 0
+    ) > 0
+
+
+def pushes_of(session: Session, account_id: int, *, limit: int = 200) -> list[PolicyPush]:
+    return list(
+        session.scalars(
+            select(PolicyPush)
+            .where(PolicyPush.account_id == account_id)
+            .order_by(PolicyPush.created_at.desc(), PolicyPush.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def push(session: Session, push_id: int) -> PolicyPush | None:
+    return session.get(PolicyPush, push_id)

@@ -254,3 +254,231 @@ class OverlapReport(BaseModel):
     documents: list[DocumentOverlapOut]
     items: list[ItemOverlapOut]
     library_documents: int
+
+
+# --- snapshots, runs, grants, appeals, simulation -------------------------------------------------------
+
+SnapshotName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
+
+
+class SnapshotOut(BaseModel):
+    id: int
+    name: str
+    digest: str
+    rows: dict[str, int]
+    source: str
+    as_of: dt.date
+    created_by: str
+    created_at: dt.datetime
+
+
+class SyntheticWrite(Strict):
+    """A synthetic city (demo, benchmarks): persons and enterprises with census-like distributions."""
+
+    name: SnapshotName
+    persons: int = Field(ge=0, le=30_000_000)
+    enterprises: int = Field(ge=0, le=5_000_000)
+    as_of: dt.date
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+class RunWrite(Strict):
+    entity: Literal["person", "household", "enterprise"]
+    snapshot: SnapshotName
+    #: The reference date (default: today).
+    date: dt.date | None = None
+    #: Published item keys (default: every published item for the entity).
+    items: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(
+        default=None, max_length=1000
+    )
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class RunOut(BaseModel):
+    id: int
+    entity: str
+    ref_date: dt.date
+    status: str
+    rules: dict[str, Any]
+    snapshot: dict[str, Any]
+    checksum: str
+    summary: dict[str, Any]
+    note: str
+    created_by: str
+    created_at: dt.datetime
+    decided_by: str
+    decided_at: dt.datetime | None
+
+
+class RunDecision(Strict):
+    approve: bool
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class GrantOut(BaseModel):
+    id: int
+    run_id: int
+    subject_id: str
+    item_key: str
+    version: int
+    title: str
+    document_code: str
+    result: str
+    amount_fen: int | None
+    automatic: bool
+    status: str
+    conditions: list[ConditionOut]
+    needs: list[Needed]
+    appeal: str | None
+
+
+class GrantPage(BaseModel):
+    total: int
+    page: int
+    per_page: int
+    grants: list[GrantOut]
+
+
+class AppealWrite(Strict):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=4000)]
+
+
+class AppealDecision(Strict):
+    uphold: bool
+    decision: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=4000)]
+    #: When upheld: the amount the officer finds due (default: the amount the rules computed).
+    amount_fen: int | None = Field(default=None, ge=0, le=10**13)
+
+
+class AppealOut(BaseModel):
+    id: int
+    grant_id: int
+    item_key: str
+    subject_id: str
+    reason: str
+    status: str
+    decision: str
+    decided_by: str
+    created_at: dt.datetime
+    decided_at: dt.datetime | None
+
+
+class SimulationWrite(Strict):
+    """A draft item (or a changed published one) as YAML or JSON, evaluated over a snapshot."""
+
+    source: Annotated[str, StringConstraints(min_length=1, max_length=200_000)]
+    snapshot: SnapshotName
+    date: dt.date | None = None
+
+
+class SimulationSide(BaseModel):
+    eligible: int
+    undetermined: int
+    cost_fen: int
+    districts: list[list[Any]]
+    industries: list[list[Any]]
+
+
+class SimulationOut(BaseModel):
+    item: str
+    snapshot: str
+    date: dt.date
+    draft: SimulationSide
+    #: The published version of the same item on the same data, if there is one.
+    published: SimulationSide | None
+    budget_pool: str | None
+    budget_total_fen: int | None
+    #: What is left of the pool after approved runs.
+    budget_left_fen: int | None
+    #: Draft cost ÷ what is left of the pool.
+    budget_share: float | None
+
+
+# --- subscriptions and push ------------------------------------------------------------------------------
+
+TagValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+
+
+class SubscriptionWrite(Strict):
+    """Subscribe to new and amended policy items by tags (each key given must match; ``region`` and
+    ``industry`` match by code hierarchy), optionally with one's own facts (as the calculator takes them;
+    then only items not failed on them are pushed). Inbox always; email or SMS too."""
+
+    entity: Literal["person", "household", "enterprise"]
+    tags: dict[
+        Literal["topic", "region", "industry", "support", "grant"],
+        list[TagValue],
+    ] = Field(default_factory=dict)
+    facts: dict[str, Any] = Field(default_factory=dict, max_length=500)
+    #: Consent to keep ``facts`` (sealed) to decide what to push (PIPL art. 14); required with facts.
+    consent: bool = False
+    channel: Literal["inbox", "email", "sms"] = "inbox"
+    contact: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SubscriptionWrite:
+        if self.facts and not self.consent:
+            raise ValueError("keeping your facts needs your consent (consent: true)")
+        if self.channel == "email" and "@" not in self.contact:
+            raise ValueError("give an email address to be told by email")
+        if self.channel == "sms" and not self.contact.replace("+", "").isdigit():
+            raise ValueError("give a mobile number to be told by SMS")
+        if self.channel == "inbox" and self.contact:
+            raise ValueError("the inbox needs no contact")
+        return self
+
+
+class SubscriptionOut(BaseModel):
+    id: int
+    entity: str
+    tags: dict[str, list[str]]
+    has_facts: bool
+    channel: str
+    #: Masked (138****5678, w***@example.cn).
+    contact: str
+    active: bool
+    created_at: dt.datetime
+
+
+class PushOut(BaseModel):
+    id: int
+    subscription_id: int
+    item_key: str
+    version: int
+    title: str
+    kind: str
+    result: str
+    reason: str
+    created_at: dt.datetime
+    read_at: dt.datetime | None
+
+
+# --- the drafting aid ------------------------------------------------------------------------------------
+
+
+class DraftWrite(Strict):
+    text: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+    entity: Literal["person", "household", "enterprise"] | None = None
+
+
+class CandidateOut(BaseModel):
+    kind: str
+    value: Any
+    start: int
+    end: int
+    quote: str
+
+
+class ProposalOut(BaseModel):
+    source: str
+    ok: bool
+    problems: list[str]
+    unsupported_numbers: list[str]
+    unquoted: list[str]
+
+
+class DraftOut(BaseModel):
+    #: ``rules`` (offline) or ``llm`` (a proposal too).
+    mode: str
+    candidates: list[CandidateOut]
+    proposal: ProposalOut | None

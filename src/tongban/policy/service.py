@@ -18,42 +18,69 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml  # type: ignore[import-untyped]
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from tongban.core import audit, events
 from tongban.core.auth import Principal, system_principal
 from tongban.core.clock import Clock
-from tongban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from tongban.core.crypto import Sealer
+from tongban.core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    Unauthenticated,
+)
+from tongban.core.llm import ChatModel
+from tongban.intake import service as intake
 from tongban.knowledge import service as knowledge
 from tongban.knowledge.schemas import EntryContent, Kind, SectionIn
-from tongban.policy import engine, overlap
+from tongban.policy import drafting, engine, overlap, runs
 from tongban.policy import repository as repo
 from tongban.policy.models import (
+    PolicyAppeal,
     PolicyDocument,
+    PolicyGrant,
     PolicyInterpretation,
     PolicyItem,
     PolicyItemVersion,
+    PolicyPush,
+    PolicyRun,
+    PolicySnapshot,
+    PolicySubscription,
     PolicyVariableSet,
 )
 from tongban.policy.rules import CheckedItem, Item, RuleError, RuleFile, RuleSet, Variable, derived_tags
 from tongban.policy.rules import check as check_rules
 from tongban.policy.rules import parse_text as parse_rule_text
 from tongban.policy.schemas import (
+    AppealDecision,
+    AppealOut,
+    AppealWrite,
+    CandidateOut,
     ConditionOut,
     DocumentOut,
     DocumentOverlapOut,
     DocumentPage,
     DocumentSummary,
     DocumentWrite,
+    DraftOut,
+    DraftWrite,
     FieldOut,
+    GrantOut,
+    GrantPage,
     InterpretationOut,
     InterpretationWrite,
     ItemOut,
@@ -67,6 +94,18 @@ from tongban.policy.schemas import (
     Needed,
     OverlapReport,
     OverlapRequest,
+    ProposalOut,
+    PushOut,
+    RunDecision,
+    RunOut,
+    RunWrite,
+    SimulationOut,
+    SimulationSide,
+    SimulationWrite,
+    SnapshotOut,
+    SubscriptionOut,
+    SubscriptionWrite,
+    SyntheticWrite,
 )
 
 EDIT = "policy:edit"
@@ -915,3 +954,857 @@ def overlap_report(session: Session, principal: Principal, request: OverlapReque
             for o in overlap.item_overlaps([rules.items[spec.id]], against=library)
         ]
     return OverlapReport(documents=documents, items=items, library_documents=len(index))
+
+
+# --- snapshots and runs (免申即享, 直达快享) -------------------------------------------------------------
+
+RUN = "policy:run"
+APPROVE = "policy:approve"
+
+
+def _snapshot_out(s: PolicySnapshot) -> SnapshotOut:
+    return SnapshotOut(
+        id=s.id,
+        name=s.name,
+        digest=s.digest,
+        rows=s.rows,
+        source=s.source,
+        as_of=s.as_of,
+        created_by=s.created_by,
+        created_at=s.created_at,
+    )
+
+
+def _new_snapshot_path(data_dir: Path, name: str) -> tuple[Path, str]:
+    runs.check_name(name)
+    folder = runs.snapshot_dir(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    relative = f"{name}.duckdb"
+    if (folder / relative).exists():
+        raise Conflict(f"a snapshot file {relative} exists already")
+    return folder / relative, relative
+
+
+def synthetic_snapshot(
+    session: Session, principal: Principal, data: SyntheticWrite, *, data_dir: Path, clock: Clock
+) -> SnapshotOut:
+    """A synthetic city as a snapshot (demos, benchmarks, drills)."""
+    principal.require(RUN)
+    if repo.snapshot_by_name(session, data.name) is not None:
+        raise Conflict(f"a snapshot {data.name!r} exists already")
+    path, relative = _new_snapshot_path(data_dir, data.name)
+    rows = runs.generate_synthetic(
+        path, persons=data.persons, enterprises=data.enterprises, as_of=data.as_of, seed=data.seed
+    )
+    snap = PolicySnapshot(
+        name=data.name,
+        path=relative,
+        digest=runs.file_digest(path),
+        rows=rows,
+        source=f"synthetic seed={data.seed}",
+        as_of=data.as_of,
+        created_by=principal.username,
+        created_at=clock.now(),
+    )
+    session.add(snap)
+    session.flush()
+    _audit(session, principal, "snapshot.create", data.name, clock, rows=rows, digest=snap.digest)
+    return _snapshot_out(snap)
+
+
+def add_snapshot(
+    session: Session,
+    principal: Principal,
+    *,
+    name: str,
+    source: Path,
+    as_of: dt.date,
+    data_dir: Path,
+    clock: Clock,
+) -> SnapshotOut:
+    """Register a snapshot the shared-data exchange delivered (a DuckDB file; see :mod:`.runs`): its
+    tables and columns are checked against the variables, and it is copied into the platform's store."""
+    principal.require(RUN)
+    if repo.snapshot_by_name(session, name) is not None:
+        raise Conflict(f"a snapshot {name!r} exists already")
+    _, rules = current_rules(session)
+    try:
+        rows = runs.validate_snapshot(source, rules)
+    except RuleError as exc:
+        raise InvalidInput("the snapshot is refused: " + "; ".join(exc.problems)) from exc
+    path, relative = _new_snapshot_path(data_dir, name)
+    runs.copy_into(source, path)
+    snap = PolicySnapshot(
+        name=name,
+        path=relative,
+        digest=runs.file_digest(path),
+        rows=rows,
+        source=source.name[:300],
+        as_of=as_of,
+        created_by=principal.username,
+        created_at=clock.now(),
+    )
+    session.add(snap)
+    session.flush()
+    _audit(session, principal, "snapshot.add", name, clock, rows=rows, digest=snap.digest)
+    return _snapshot_out(snap)
+
+
+def list_snapshots(session: Session, principal: Principal) -> list[SnapshotOut]:
+    principal.require(RUN)
+    return [_snapshot_out(s) for s in repo.snapshots(session)]
+
+
+def _snapshot_file(session: Session, name: str, data_dir: Path) -> tuple[PolicySnapshot, Path]:
+    snap = repo.snapshot_by_name(session, name)
+    if snap is None:
+        raise NotFound(f"no snapshot {name!r}")
+    path = runs.snapshot_dir(data_dir) / snap.path
+    if not path.exists():
+        raise Conflict(f"the file of snapshot {name!r} is missing")
+    if runs.file_digest(path) != snap.digest:
+        raise Conflict(f"the file of snapshot {name!r} changed since it was registered; it is not used")
+    return snap, path
+
+
+def _run_out(r: PolicyRun) -> RunOut:
+    return RunOut(
+        id=r.id,
+        entity=r.entity,
+        ref_date=r.ref_date,
+        status=r.status,
+        rules=r.rules,
+        snapshot=r.snapshot,
+        checksum=r.checksum,
+        summary=r.summary,
+        note=r.note,
+        created_by=r.created_by,
+        created_at=r.created_at,
+        decided_by=r.decided_by,
+        decided_at=r.decided_at,
+    )
+
+
+def _pools_and_groups(
+    rules: RuleSet, keys: Sequence[str]
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Every item of the rule set in each budget pool and stacking group of ``keys``."""
+    pools: dict[str, list[str]] = {}
+    groups: dict[str, list[str]] = {}
+    wanted_pools = {b.pool for k in keys if (b := rules.items[k].spec.budget) is not None}
+    wanted_groups = {s.group for k in keys if (s := rules.items[k].spec.stacking) is not None}
+    for key, item in rules.items.items():
+        if item.spec.budget and item.spec.budget.pool in wanted_pools:
+            pools.setdefault(item.spec.budget.pool, []).append(key)
+        if item.spec.stacking and item.spec.stacking.group in wanted_groups:
+            groups.setdefault(item.spec.stacking.group, []).append(key)
+    return pools, groups
+
+
+def _remaining(session: Session, rules: RuleSet, pools: Mapping[str, list[str]]) -> dict[str, int]:
+    out = {}
+    for pool, keys in pools.items():
+        total = min(rules.items[k].spec.budget.total_fen for k in keys if rules.items[k].spec.budget)  # type: ignore[union-attr]
+        out[pool] = max(0, total - repo.granted_fen(session, keys))
+    return out
+
+
+def _prior_groups(session: Session, rules: RuleSet, groups: Mapping[str, list[str]]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for group, keys in groups.items():
+        out.extend((subject, group) for subject, _ in repo.granted_subjects(session, keys))
+    return sorted(set(out))
+
+
+_GRANT_COLUMNS = (
+    "id",
+    "item_id",
+    "version",
+    "result",
+    "amount_fen",
+    "marks",
+    "automatic",
+    "status",
+    "region_code",
+    "industry_code",
+)
+
+
+def compute_run(
+    session: Session, principal: Principal, data: RunWrite, *, data_dir: Path, clock: Clock
+) -> RunOut:
+    """Evaluate the published items of one entity type over a snapshot (see :mod:`.runs`); the grants are
+    proposed, waiting for another officer's approval."""
+    principal.require(RUN)
+    snap, path = _snapshot_file(session, data.snapshot, data_dir)
+    if data.entity not in snap.rows:
+        raise InvalidInput(f"snapshot {snap.name!r} has no {data.entity} table")
+    variables = _variables_row(session)
+    _, rules = current_rules(session)
+    available = [k for k, i in rules.items.items() if i.spec.entity == data.entity]
+    keys = list(data.items) if data.items is not None else available
+    unknown = sorted(set(keys) - set(available))
+    if unknown:
+        raise InvalidInput(f"not published items for a {data.entity}: {', '.join(unknown)}")
+    if not keys:
+        raise InvalidInput(f"no published item for a {data.entity}")
+    ref_date = data.date or today(clock)
+    pools, groups = _pools_and_groups(rules, keys)
+    remaining = _remaining(session, rules, pools)
+    prior = _prior_groups(session, rules, groups)
+    con, checksum, summary = runs.run_batch(
+        path, rules, data.entity, ref_date, items=keys, remaining=remaining, prior_groups=prior
+    )
+    digests = dict(repo.published_digests(session))
+    now = clock.now()
+    run = PolicyRun(
+        entity=data.entity,
+        ref_date=ref_date,
+        status="computed",
+        rules={
+            "variables": {"version": variables.version, "digest": variables.digest},
+            "items": [{"key": k, "version": rules.items[k].spec.version, "digest": digests[k]} for k in keys],
+            "budget_left_fen": remaining,
+            "prior_groups": {"count": len(prior), "digest": _digest(repr(prior))},
+        },
+        snapshot_id=snap.id,
+        snapshot={
+            "name": snap.name,
+            "digest": snap.digest,
+            "rows": snap.rows,
+            "as_of": snap.as_of.isoformat(),
+        },
+        checksum=checksum,
+        summary=summary,
+        note=data.note,
+        created_by=principal.username,
+        created_at=now,
+    )
+    session.add(run)
+    session.flush()
+    try:
+        cursor = con.execute(f"SELECT {', '.join(_GRANT_COLUMNS)} FROM decided ORDER BY id, item_id")  # noqa: S608
+        while batch := cursor.fetchmany(5000):
+            session.execute(
+                insert(PolicyGrant),
+                [
+                    {
+                        "run_id": run.id,
+                        "subject_id": row[0],
+                        "item_key": row[1],
+                        "version": row[2],
+                        "result": row[3],
+                        "amount_fen": row[4],
+                        "marks": row[5],
+                        "automatic": bool(row[6]),
+                        "status": row[7],
+                        "region_code": (row[8] or "")[:12],
+                        "industry_code": (row[9] or "")[:10],
+                    }
+                    for row in batch
+                ],
+            )
+    finally:
+        con.close()
+    _audit(session, principal, "run.compute", str(run.id), clock, checksum=checksum, items=keys)
+    return _run_out(run)
+
+
+def get_run(session: Session, principal: Principal, run_id: int) -> RunOut:
+    if not principal.can(APPROVE):
+        principal.require(RUN)
+    r = repo.run(session, run_id)
+    if r is None:
+        raise NotFound(f"no run {run_id}")
+    return _run_out(r)
+
+
+def list_runs(session: Session, principal: Principal) -> list[RunOut]:
+    if not principal.can(APPROVE):
+        principal.require(RUN)
+    return [_run_out(r) for r in repo.runs(session)]
+
+
+def decide_run(
+    session: Session, principal: Principal, run_id: int, decision: RunDecision, *, clock: Clock
+) -> RunOut:
+    """Approve (grants made, notices due) or reject a computed run; never by the officer who computed it.
+    A run is refused if another run for the same entity type was approved after it was computed (its
+    budgets and stacking read a state that no longer holds): compute it again."""
+    principal.require(APPROVE)
+    r = repo.run(session, run_id, for_update=True)
+    if r is None:
+        raise NotFound(f"no run {run_id}")
+    if r.status != "computed":
+        raise Conflict(f"run {run_id} was {r.status} already")
+    principal.require_other_than(r.created_by)
+    if not decision.approve and not decision.note.strip():
+        raise InvalidInput("say why the run is rejected")
+    now = clock.now()
+    if decision.approve:
+        later = repo.approved_after(session, r.entity, r.created_at)
+        if later:
+            raise Conflict(
+                f"run {later[0].id} was approved after this one was computed; compute this run again"
+            )
+        repo.set_status_on_approval(session, r.id, now)
+    r.status = "approved" if decision.approve else "rejected"
+    r.decided_by, r.decided_at = principal.username, now
+    if decision.note:
+        r.note = (r.note + "\n" if r.note else "") + decision.note
+    _audit(session, principal, f"run.{r.status}", str(r.id), clock, note=decision.note)
+    return _run_out(r)
+
+
+def _rules_of_run(session: Session, r: PolicyRun) -> RuleSet:
+    """The rule set exactly as the run read it (its variables version and item versions)."""
+    key = "run:" + _digest(repr(r.rules["variables"]) + repr(r.rules["items"]))
+
+    def build() -> RuleSet:
+        variables = repo.variable_set(session, int(r.rules["variables"]["version"]))
+        if variables is None:
+            raise Conflict("the variables the run read are gone")
+        items = []
+        for entry in r.rules["items"]:
+            source = repo.item_version_source(session, entry["key"], int(entry["version"]))
+            if source is None or _digest(source) != entry["digest"]:
+                raise Conflict(f"item {entry['key']} version {entry['version']} is not as the run read it")
+            items.append(_parse_item(source))
+        return check_rules(RuleFile(variables=_parse_variables(variables.source), items=items))
+
+    return _CACHE.rules(key, build)
+
+
+def verify_run(session: Session, principal: Principal, run_id: int, *, data_dir: Path) -> dict[str, Any]:
+    """Reproduce a run: the same rule versions over the same snapshot (its digest checked) with the budget
+    and stacking state it recorded; the checksum must match."""
+    if not principal.can(APPROVE):
+        principal.require(RUN)
+    r = repo.run(session, run_id)
+    if r is None:
+        raise NotFound(f"no run {run_id}")
+    snap, path = _snapshot_file(session, r.snapshot["name"], data_dir)
+    if snap.digest != r.snapshot["digest"]:
+        raise Conflict("the snapshot is not the one the run read")
+    rules = _rules_of_run(session, r)
+    keys = [e["key"] for e in r.rules["items"]]
+    _, groups = _pools_and_groups(rules, keys)
+    prior = _prior_groups_before(session, groups, r)
+    con, checksum, _ = runs.run_batch(
+        path,
+        rules,
+        r.entity,
+        r.ref_date,
+        items=keys,
+        remaining={k: int(v) for k, v in r.rules["budget_left_fen"].items()},
+        prior_groups=prior,
+    )
+    con.close()
+    return {"run": r.id, "checksum": r.checksum, "recomputed": checksum, "reproduced": checksum == r.checksum}
+
+
+def _prior_groups_before(
+    session: Session, groups: Mapping[str, list[str]], r: PolicyRun
+) -> list[tuple[str, str]]:
+    """The stacking state a run read: grants of runs approved before it was computed."""
+    out: set[tuple[str, str]] = set()
+    for group, keys in groups.items():
+        out.update(
+            (subject, group) for subject, _ in repo.granted_subjects(session, keys, before=r.created_at)
+        )
+    return sorted(out)
+
+
+def _grant_out(
+    session: Session,
+    g: PolicyGrant,
+    rules: RuleSet,
+    appeal: PolicyAppeal | None,
+    lang: str,
+    ref_date: dt.date,
+) -> GrantOut:
+    item = rules.items[g.item_key]
+    conditions = []
+    needs_all: dict[str, Needed] = {}
+    explained = runs.explain_marks(rules, item, g.marks)
+    for index, (cid, outcome, columns) in enumerate(explained):
+        if cid == "window":
+            conditions.append(ConditionOut(id="window", text="window", outcome="failed", source="", needs=[]))
+            continue
+        needs = [_needed(rules, c, ref_date, lang) for c in columns]
+        for n in needs:
+            needs_all[n.column] = n
+        conditions.append(
+            ConditionOut(
+                id=cid,
+                text=_text(item.spec.conditions[index].text, lang),
+                outcome=outcome,
+                source=_source_text(item, index),
+                needs=needs,
+            )
+        )
+    return GrantOut(
+        id=g.id,
+        run_id=g.run_id,
+        subject_id=g.subject_id,
+        item_key=g.item_key,
+        version=g.version,
+        title=_text(item.spec.title, lang),
+        document_code=item.spec.document,
+        result=g.result,
+        amount_fen=g.amount_fen,
+        automatic=g.automatic,
+        status=g.status,
+        conditions=conditions,
+        needs=sorted(needs_all.values(), key=lambda n: n.column),
+        appeal=appeal.status if appeal else None,
+    )
+
+
+def run_grants(
+    session: Session,
+    principal: Principal,
+    run_id: int,
+    *,
+    status: str = "",
+    page: int = 1,
+    per_page: int = 50,
+    lang: str = "zh",
+) -> GrantPage:
+    if not principal.can(APPROVE):
+        principal.require(RUN)
+    r = repo.run(session, run_id)
+    if r is None:
+        raise NotFound(f"no run {run_id}")
+    rules = _rules_of_run(session, r)
+    total, rows = repo.grants_of_run(session, run_id, status=status, page=page, per_page=per_page)
+    appeals = repo.appeals_of_grants(session, [g.id for g in rows])
+    return GrantPage(
+        total=total,
+        page=page,
+        per_page=per_page,
+        grants=[_grant_out(session, g, rules, appeals.get(g.id), lang, r.ref_date) for g in rows],
+    )
+
+
+def my_grants(session: Session, principal: Principal, *, lang: str = "zh") -> list[GrantOut]:
+    """The benefits approved runs granted (or noticed) to the person or enterprises the signed-in account
+    acts for, by their verified identity, each with its explanation."""
+    if principal.account_id is None:
+        raise Unauthenticated("sign in to see your benefits")
+    subjects = [digest for _, digest in intake.verified_subjects(session, principal.account_id)]
+    rows = repo.grants_of_subjects(session, subjects)
+    appeals = repo.appeals_of_grants(session, [g.id for g in rows])
+    out = []
+    for g in rows:
+        r = repo.run(session, g.run_id)
+        if r is None:
+            continue
+        out.append(_grant_out(session, g, _rules_of_run(session, r), appeals.get(g.id), lang, r.ref_date))
+    return out
+
+
+def _own_grant(session: Session, principal: Principal, grant_id: int) -> tuple[PolicyGrant, PolicyRun]:
+    g = repo.grant(session, grant_id, for_update=True)
+    r = repo.run(session, g.run_id) if g is not None else None
+    if principal.account_id is None:
+        raise Unauthenticated("sign in to appeal")
+    subjects = {digest for _, digest in intake.verified_subjects(session, principal.account_id)}
+    if g is None or r is None or r.status != "approved" or g.subject_id not in subjects:
+        raise NotFound(f"no benefit {grant_id} of yours")
+    return g, r
+
+
+def _appeal_out(a: PolicyAppeal, g: PolicyGrant) -> AppealOut:
+    return AppealOut(
+        id=a.id,
+        grant_id=a.grant_id,
+        item_key=g.item_key,
+        subject_id=g.subject_id,
+        reason=a.reason,
+        status=a.status,
+        decision=a.decision,
+        decided_by=a.decided_by,
+        created_at=a.created_at,
+        decided_at=a.decided_at,
+    )
+
+
+def file_appeal(
+    session: Session, principal: Principal, grant_id: int, data: AppealWrite, *, clock: Clock
+) -> AppealOut:
+    """A person's or enterprise's objection to an automated decision (PIPL art. 24): an officer reviews
+    the data and the rules and decides. One open appeal per decision."""
+    g, _ = _own_grant(session, principal, grant_id)
+    earlier = repo.appeals_of_grants(session, [g.id]).get(g.id)
+    if earlier is not None and earlier.status == "open":
+        raise Conflict("an appeal of this decision is open already")
+    a = PolicyAppeal(
+        grant_id=g.id,
+        account_id=principal.account_id,
+        reason=data.reason,
+        status="open",
+        created_at=clock.now(),
+    )
+    session.add(a)
+    session.flush()
+    _audit(session, principal, "appeal.file", str(a.id), clock, grant=g.id)
+    return _appeal_out(a, g)
+
+
+def list_appeals(session: Session, principal: Principal, *, status: str = "") -> list[AppealOut]:
+    principal.require(APPROVE)
+    out = []
+    for a in repo.appeals(session, status=status):
+        g = repo.grant(session, a.grant_id)
+        if g is not None:
+            out.append(_appeal_out(a, g))
+    return out
+
+
+def decide_appeal(
+    session: Session, principal: Principal, appeal_id: int, data: AppealDecision, *, clock: Clock
+) -> AppealOut:
+    """Uphold (the benefit is granted, at the amount the officer finds due) or dismiss an appeal, with
+    the reasons; the decision is audited and shown to the appellant."""
+    principal.require(APPROVE)
+    a = repo.appeal(session, appeal_id, for_update=True)
+    if a is None:
+        raise NotFound(f"no appeal {appeal_id}")
+    if a.status != "open":
+        raise Conflict(f"appeal {appeal_id} was decided already")
+    g = repo.grant(session, a.grant_id, for_update=True)
+    if g is None:
+        raise NotFound("the decision appealed is gone")
+    now = clock.now()
+    a.status = "upheld" if data.uphold else "dismissed"
+    a.decision, a.decided_by, a.decided_at = data.decision, principal.username, now
+    if data.uphold:
+        amount = data.amount_fen if data.amount_fen is not None else g.amount_fen
+        if amount is None:
+            raise InvalidInput("give the amount due (the rules computed none for this decision)")
+        g.status, g.amount_fen, g.decided_at = "granted", amount, now
+    _audit(session, principal, f"appeal.{a.status}", str(a.id), clock, grant=g.id, amount_fen=g.amount_fen)
+    return _appeal_out(a, g)
+
+
+# --- simulation (推演) -----------------------------------------------------------------------------------
+
+
+def simulate(
+    session: Session, principal: Principal, data: SimulationWrite, *, data_dir: Path, clock: Clock
+) -> SimulationOut:
+    """A draft item (or a changed published one) over a snapshot, before publishing: who qualifies, the
+    cost and its breakdown by district and industry, beside the published version and against the
+    budget pool. Nothing is stored."""
+    if not principal.can(RUN):
+        principal.require(EDIT)
+    snap, path = _snapshot_file(session, data.snapshot, data_dir)
+    try:
+        spec = _parse_item(data.source)
+        _, published = current_rules(session)
+        draft_id = spec.id if spec.id not in published.items else f"{spec.id}__draft"
+        draft = spec.model_copy(update={"id": draft_id})
+        others = [i.spec for i in published.items.values()]
+        rules = check_rules(RuleFile(variables=list(published.variables.values()), items=[*others, draft]))
+    except RuleError as exc:
+        raise InvalidInput("the item is refused: " + "; ".join(exc.problems)) from exc
+    if spec.entity not in snap.rows:
+        raise InvalidInput(f"snapshot {snap.name!r} has no {spec.entity} table")
+    ref_date = data.date or today(clock)
+    keys = [draft_id] + ([spec.id] if spec.id in published.items else [])
+    con, _, summary = runs.run_batch(
+        path, rules, spec.entity, ref_date, items=keys, remaining={}, prior_groups=()
+    )
+    con.close()
+
+    def side(key: str) -> SimulationSide:
+        s = summary["items"].get(key, {})
+        return SimulationSide(
+            eligible=int(s.get("eligible", 0)),
+            undetermined=int(s.get("undetermined", 0)),
+            cost_fen=sum(int(row[2]) for row in summary["districts"].get(key, [])),
+            districts=summary["districts"].get(key, []),
+            industries=summary["industries"].get(key, []),
+        )
+
+    draft_side = side(draft_id)
+    pool = spec.budget.pool if spec.budget else None
+    left = None
+    if spec.budget is not None:
+        pools, _ = _pools_and_groups(rules, [draft_id])
+        left = max(
+            0,
+            spec.budget.total_fen
+            - repo.granted_fen(session, [k for k in pools.get(pool or "", []) if k != draft_id]),
+        )
+    return SimulationOut(
+        item=spec.id,
+        snapshot=snap.name,
+        date=ref_date,
+        draft=draft_side,
+        published=side(spec.id) if spec.id in published.items else None,
+        budget_pool=pool,
+        budget_total_fen=spec.budget.total_fen if spec.budget else None,
+        budget_left_fen=left,
+        budget_share=round(draft_side.cost_fen / left, 4) if left else None,
+    )
+
+
+# --- subscriptions and push ------------------------------------------------------------------------------
+
+
+def _subscription_out(s: PolicySubscription, sealer: Sealer) -> SubscriptionOut:
+    contact = ""
+    if s.contact_sealed:
+        raw = sealer.open(s.contact_sealed, f"policy_subscription:{s.id}:contact")
+        contact = intake.mask("email" if s.channel == "email" else "mobile", raw)
+    return SubscriptionOut(
+        id=s.id,
+        entity=s.entity,
+        tags=s.tags,
+        has_facts=bool(s.facts_sealed),
+        channel=s.channel,
+        contact=contact,
+        active=s.active,
+        created_at=s.created_at,
+    )
+
+
+def subscribe(
+    session: Session, principal: Principal, data: SubscriptionWrite, *, sealer: Sealer, clock: Clock
+) -> SubscriptionOut:
+    """Subscribe the signed-in person (or an enterprise's representative) to new and amended items."""
+    if principal.account_id is None:
+        raise Unauthenticated("sign in to subscribe")
+    if data.facts:
+        _, rules = current_rules(session)
+        try:  # the facts must be ones the calculator takes
+            engine.columns_from_periods(rules, data.entity, data.facts, today(clock))
+        except RuleError as exc:
+            raise InvalidInput("; ".join(exc.problems)) from exc
+    s = PolicySubscription(
+        account_id=principal.account_id,
+        entity=data.entity,
+        tags={k: sorted(set(v)) for k, v in data.tags.items() if v},
+        facts_sealed="",
+        channel=data.channel,
+        contact_sealed="",
+        active=True,
+        created_at=clock.now(),
+    )
+    session.add(s)
+    session.flush()
+    if data.facts:
+        s.facts_sealed = sealer.seal(
+            json.dumps(data.facts, ensure_ascii=False), f"policy_subscription:{s.id}:facts"
+        )
+    if data.contact:
+        s.contact_sealed = sealer.seal(data.contact, f"policy_subscription:{s.id}:contact")
+    _audit(session, principal, "subscription.create", str(s.id), clock, tags=s.tags, channel=s.channel)
+    return _subscription_out(s, sealer)
+
+
+def my_subscriptions(session: Session, principal: Principal, *, sealer: Sealer) -> list[SubscriptionOut]:
+    if principal.account_id is None:
+        raise Unauthenticated("sign in to see your subscriptions")
+    return [_subscription_out(s, sealer) for s in repo.subscriptions_of(session, principal.account_id)]
+
+
+def cancel_subscription(
+    session: Session, principal: Principal, subscription_id: int, *, sealer: Sealer, clock: Clock
+) -> SubscriptionOut:
+    """End a subscription; the facts and contact it kept are erased."""
+    s = repo.subscription(session, subscription_id)
+    if s is None or s.account_id != principal.account_id:
+        raise NotFound(f"no subscription {subscription_id} of yours")
+    s.active, s.facts_sealed, s.contact_sealed = False, "", ""
+    _audit(session, principal, "subscription.cancel", str(s.id), clock)
+    return _subscription_out(s, sealer)
+
+
+def _prefix_codes(codes: Sequence[str]) -> list[str]:
+    out = []
+    for c in codes:
+        while len(c) > 2 and c.endswith("00") and c[:1].isdigit():
+            c = c[:-2]
+        out.append(c)
+    return out
+
+
+def tags_match(wanted: Mapping[str, Sequence[str]], tags: Mapping[str, Sequence[str]]) -> list[str]:
+    """The matched tags (``topic: 养老``) when every key the subscriber gave matches, else []. An item with
+    no region (or industry) applies everywhere; codes match when one is inside the other."""
+    matched = []
+    for key, values in wanted.items():
+        if not values:
+            continue
+        have = list(tags.get(key, []))
+        if key in ("region", "industry"):
+            if not have:
+                matched.append(f"{key}: *")
+                continue
+            a, b = _prefix_codes(values), _prefix_codes(have)
+            hits = sorted({x for x in a for y in b if x.startswith(y) or y.startswith(x)})
+        else:
+            hits = sorted(set(values) & set(have))
+        if not hits:
+            return []
+        matched.append(f"{key}: {', '.join(hits)}")
+    return matched or ["*"]
+
+
+def push_new_items(session: Session, *, sealer: Sealer, clock: Clock) -> int:
+    """Tell subscribers of each item version published since the last push — once per subscription and
+    version, with the reason; by inbox, and by email or SMS through the outbox. Returns pushes made.
+    Idempotent: a version is marked pushed when done, and a push is never repeated."""
+    versions = repo.unpushed_versions(session)
+    if not versions:
+        return 0
+    _, rules = current_rules(session)
+    ref_date = today(clock)
+    made = 0
+    for item, version in versions:
+        checked = rules.items.get(item.key)
+        if checked is None or item.published_version != version.version:
+            version.pushed_at = clock.now()  # superseded or retired before it was pushed
+            continue
+        kind = "amended" if version.version > 1 else "new"
+        after = 0
+        while batch := repo.active_subscriptions(session, item.entity, after_id=after):
+            after = batch[-1].id
+            for s in batch:
+                made += _push_one(session, s, item, version, checked, kind, rules, ref_date, sealer, clock)
+        version.pushed_at = clock.now()
+    return made
+
+
+def _push_one(
+    session: Session,
+    s: PolicySubscription,
+    item: PolicyItem,
+    version: PolicyItemVersion,
+    checked: CheckedItem,
+    kind: str,
+    rules: RuleSet,
+    ref_date: dt.date,
+    sealer: Sealer,
+    clock: Clock,
+) -> int:
+    if version.reviewed_at is not None and s.created_at > version.reviewed_at:
+        return 0  # published before the subscription
+    matched = tags_match(s.tags, item.tags or {})
+    if not matched or repo.pushed(session, s.id, item.key, version.version):
+        return 0
+    result = ""
+    reason = "与您订阅的标签相符：" + "；".join(matched)
+    if s.facts_sealed:
+        facts = json.loads(sealer.open(s.facts_sealed, f"policy_subscription:{s.id}:facts"))
+        try:
+            columns = engine.columns_from_periods(rules, s.entity, facts, ref_date)
+            decision = _CACHE.matcher(current_rules(session)[0], rules, ref_date).evaluate(
+                s.entity, columns, items=[item.key]
+            )[0]
+        except RuleError:
+            decision = None  # the facts no longer fit the variables: push on tags, say so
+            reason += "；您保存的情况已不适用，请更新"
+        if decision is not None:
+            if decision.result == "not_eligible":
+                return 0
+            result = decision.result
+            if decision.result == "eligible":
+                reason += "；按您提供的情况符合条件"
+            else:
+                missing = "、".join(_needed(rules, m, ref_date, "zh").label for m in decision.missing)
+                reason += f"；按您提供的情况尚需：{missing}"
+    title = checked.spec.title.zh
+    what = "新政策" if kind == "new" else "政策调整"
+    text = f"【政策推送】{what}：{title}（{checked.spec.document}）。{reason}。"
+    message_id = ""
+    if s.channel in ("email", "sms") and s.contact_sealed:
+        contact = sealer.open(s.contact_sealed, f"policy_subscription:{s.id}:contact")
+        message_id = intake.queue_message(
+            session,
+            channel=s.channel,
+            to=contact,
+            event="policy.push",
+            text=text,
+            subject=f"政策推送：{title}",
+            sealer=sealer,
+            clock=clock,
+        )
+    session.add(
+        PolicyPush(
+            subscription_id=s.id,
+            account_id=s.account_id,
+            item_key=item.key,
+            version=version.version,
+            kind=kind,
+            result=result,
+            reason=reason,
+            message_id=message_id,
+            created_at=clock.now(),
+        )
+    )
+    session.flush()
+    return 1
+
+
+def my_pushes(session: Session, principal: Principal) -> list[PushOut]:
+    """The signed-in account's policy inbox, newest first."""
+    if principal.account_id is None:
+        raise Unauthenticated("sign in to see your policy inbox")
+    titles = {i.key: i.title for i in repo.items(session, statuses=("published", "retired"))}
+    return [
+        PushOut(
+            id=p.id,
+            subscription_id=p.subscription_id,
+            item_key=p.item_key,
+            version=p.version,
+            title=titles.get(p.item_key, p.item_key),
+            kind=p.kind,
+            result=p.result,
+            reason=p.reason,
+            created_at=p.created_at,
+            read_at=p.read_at,
+        )
+        for p in repo.pushes_of(session, principal.account_id)
+    ]
+
+
+def mark_push_read(session: Session, principal: Principal, push_id: int, *, clock: Clock) -> None:
+    p = repo.push(session, push_id)
+    if p is None or p.account_id != principal.account_id:
+        raise NotFound(f"no message {push_id} of yours")
+    if p.read_at is None:
+        p.read_at = clock.now()
+
+
+# --- the drafting aid ------------------------------------------------------------------------------------
+
+
+def draft_aid(
+    session: Session, principal: Principal, data: DraftWrite, *, model: ChatModel | None
+) -> DraftOut:
+    """Candidates from the text (always) and, with a language model configured, a checked proposal of the
+    item's rules for a person to review (see :mod:`.drafting`)."""
+    principal.require(EDIT)
+    candidates = [
+        CandidateOut(kind=c.kind, value=c.value, start=c.start, end=c.end, quote=c.quote)
+        for c in drafting.extract(data.text)
+    ]
+    if model is None:
+        return DraftOut(mode="rules", candidates=candidates, proposal=None)
+    _, rules = current_rules(session)
+    p = drafting.propose(data.text, model=model, rules=rules, entity=data.entity)
+    return DraftOut(
+        mode="llm",
+        candidates=candidates,
+        proposal=ProposalOut(
+            source=p.source,
+            ok=p.ok,
+            problems=p.problems,
+            unsupported_numbers=p.unsupported_numbers,
+            unquoted=p.unquoted,
+        ),
+    )

@@ -14,23 +14,37 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from tongban.core import auth
+from tongban.core.crypto import Sealer
 from tongban.core.errors import DomainError
 from tongban.core.http import (
     ClockDep,
     DbSession,
     LanguageDep,
+    SealerDep,
     csrf_form,
+    own_records,
     public_with_principal,
     public_writing,
     render_page,
+    require,
 )
 from tongban.core.i18n import Language
 from tongban.policy import service
-from tongban.policy.schemas import FieldOut, Level, MatchRequest
+from tongban.policy.schemas import (
+    AppealDecision,
+    AppealWrite,
+    FieldOut,
+    Level,
+    MatchRequest,
+    RunDecision,
+    RunWrite,
+    SubscriptionWrite,
+)
 
 router = APIRouter(include_in_schema=False)
 Anyone = Annotated[auth.Principal, Depends(public_with_principal)]
@@ -77,6 +91,24 @@ def _words(lang: Language) -> dict[str, Any]:
             "资质": _("Qualification"),
         },
         "entities": {"person": _("Person"), "household": _("Household"), "enterprise": _("Enterprise")},
+        "grant_statuses": {
+            "proposed": _("Waiting for approval"),
+            "granted": _("Granted without application"),
+            "noticed": _("Apply through the fast application"),
+            "stacked": _("Not combined with a higher benefit of the same kind"),
+            "over_budget": _("The budget of this benefit is used up"),
+            "withdrawn": _("Withdrawn"),
+        },
+        "appeal_statuses": {
+            "open": _("Appeal under review"),
+            "upheld": _("Appeal upheld"),
+            "dismissed": _("Appeal dismissed"),
+        },
+        "run_statuses": {
+            "computed": _("Waiting for approval"),
+            "approved": _("Approved"),
+            "rejected": _("Rejected"),
+        },
         "interpretations": {
             "official": _("Official interpretation"),
             "expert": _("Expert interpretation"),
@@ -258,3 +290,320 @@ def calculate(
         entity = "person"
     posted = {k: v for k, v in form.items() if isinstance(v, str)}
     return _calculator(request, session, lang, clock, str(entity), posted)
+
+
+# --- my benefits, inbox and subscriptions ----------------------------------------------------------------
+
+ME = "/policies/me"
+Holder = Annotated[auth.Principal, Depends(own_records)]
+
+
+def _me_page(
+    request: Request,
+    session: DbSession,
+    lang: Language,
+    principal: auth.Principal,
+    sealer: Sealer,
+    *,
+    problems: list[str] | None = None,
+    status: int = 200,
+) -> Response:
+    return render_page(
+        request,
+        lang,
+        "policy/me.html",
+        {
+            "grants": service.my_grants(session, principal, lang=_lang_code(lang)),
+            "inbox": service.my_pushes(session, principal),
+            "subscriptions": service.my_subscriptions(session, principal, sealer=sealer),
+            "problems": problems or [],
+            "yuan": yuan,
+            **_words(lang),
+        },
+        status=status,
+    )
+
+
+@router.get(ME)
+def my_policies(
+    request: Request, session: DbSession, lang: LanguageDep, principal: Holder, sealer: SealerDep
+) -> Response:
+    """我的政策: benefits granted or noticed to me (each explained, with an appeal), my policy inbox and
+    my subscriptions."""
+    return _me_page(request, session, lang, principal, sealer)
+
+
+@router.post(ME + "/grants/{grant_id}/appeal", dependencies=[Depends(csrf_form)])
+def appeal_page(
+    request: Request,
+    grant_id: Annotated[int, Path(ge=1, le=2**62)],
+    session: DbSession,
+    lang: LanguageDep,
+    principal: Holder,
+    clock: ClockDep,
+    sealer: SealerDep,
+    form: Posted,
+) -> Response:
+    reason = form.get("reason")
+    try:
+        service.file_appeal(
+            session,
+            principal,
+            grant_id,
+            AppealWrite(reason=reason if isinstance(reason, str) else ""),
+            clock=clock,
+        )
+    except ValidationError:
+        msg = lang.gettext("Say in a few words why you disagree (at least 5 characters).")
+        return _me_page(request, session, lang, principal, sealer, problems=[msg], status=422)
+    except DomainError as exc:
+        return _me_page(request, session, lang, principal, sealer, problems=[exc.detail], status=exc.status)
+    return RedirectResponse(f"{ME}?appealed={grant_id}#grant-{grant_id}", status_code=303)
+
+
+@router.post(ME + "/subscriptions", dependencies=[Depends(csrf_form)])
+def subscribe_page(
+    request: Request,
+    session: DbSession,
+    lang: LanguageDep,
+    principal: Holder,
+    clock: ClockDep,
+    sealer: SealerDep,
+    form: Posted,
+) -> Response:
+    def words(name: str) -> list[str]:
+        value = form.get(name)
+        return [
+            w for w in (value if isinstance(value, str) else "").replace("，", ",").split(",") if w.strip()
+        ]
+
+    tags = {k: words(k) for k in ("topic", "region", "support") if words(k)}
+    channel = form.get("channel") if form.get("channel") in ("inbox", "email", "sms") else "inbox"
+    contact = form.get("contact")
+    try:
+        data = SubscriptionWrite(
+            entity="enterprise" if form.get("entity") == "enterprise" else "person",
+            tags=tags,
+            channel=channel,
+            contact=contact if isinstance(contact, str) and channel != "inbox" else "",
+        )
+        service.subscribe(session, principal, data, sealer=sealer, clock=clock)
+    except ValidationError as exc:
+        messages = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()]
+        return _me_page(request, session, lang, principal, sealer, problems=messages, status=422)
+    except DomainError as exc:
+        return _me_page(request, session, lang, principal, sealer, problems=[exc.detail], status=exc.status)
+    return RedirectResponse(f"{ME}#subscriptions", status_code=303)
+
+
+@router.post(ME + "/subscriptions/{subscription_id}/cancel", dependencies=[Depends(csrf_form)])
+def cancel_page(
+    subscription_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    session: DbSession,
+    principal: Holder,
+    clock: ClockDep,
+    sealer: SealerDep,
+) -> Response:
+    service.cancel_subscription(session, principal, subscription_id, sealer=sealer, clock=clock)
+    return RedirectResponse(f"{ME}#subscriptions", status_code=303)
+
+
+# --- officers: runs and appeals -------------------------------------------------------------------------
+
+STAFF = "/staff/policies"
+Officer = Annotated[auth.Principal, Depends(require(service.RUN))]
+Approver = Annotated[auth.Principal, Depends(require(service.APPROVE))]
+
+
+def _runs_page(
+    request: Request,
+    session: DbSession,
+    lang: Language,
+    principal: auth.Principal,
+    *,
+    problems: list[str] | None = None,
+    status: int = 200,
+) -> Response:
+    return render_page(
+        request,
+        lang,
+        "policy/runs.html",
+        {
+            "runs": service.list_runs(session, principal),
+            "snapshots": service.list_snapshots(session, principal),
+            "problems": problems or [],
+            "yuan": yuan,
+            **_words(lang),
+        },
+        status=status,
+    )
+
+
+@router.get(STAFF)
+def runs_page(request: Request, session: DbSession, lang: LanguageDep, principal: Officer) -> Response:
+    """免申即享 runs: compute one over a snapshot; their totals and status."""
+    return _runs_page(request, session, lang, principal)
+
+
+@router.post(STAFF + "/runs", dependencies=[Depends(csrf_form)])
+def compute_page(
+    request: Request, session: DbSession, lang: LanguageDep, principal: Officer, clock: ClockDep, form: Posted
+) -> Response:
+    try:
+        date = form.get("date")
+        data = RunWrite(
+            entity=form.get("entity"),
+            snapshot=form.get("snapshot"),
+            date=date if isinstance(date, str) and date else None,
+        )
+        run = service.compute_run(session, principal, data, data_dir=_data_dir(request), clock=clock)
+    except ValidationError:
+        msg = lang.gettext("Choose the entity type, a snapshot and a valid date.")
+        return _runs_page(request, session, lang, principal, problems=[msg], status=422)
+    except DomainError as exc:
+        return _runs_page(request, session, lang, principal, problems=[exc.detail], status=exc.status)
+    return RedirectResponse(f"{STAFF}/runs/{run.id}", status_code=303)
+
+
+def _data_dir(request: Request) -> Any:
+    return request.app.state.runtime.settings.data_dir
+
+
+def _run_page(
+    request: Request,
+    session: DbSession,
+    lang: Language,
+    principal: auth.Principal,
+    run_id: int,
+    *,
+    problems: list[str] | None = None,
+    status: int = 200,
+) -> Response:
+    run = service.get_run(session, principal, run_id)
+    titles = {
+        i.key: (i.title_en if lang.code == "en" and i.title_en else i.title)
+        for i in service.list_items(session, principal)
+    }
+    return render_page(
+        request,
+        lang,
+        "policy/run.html",
+        {
+            "run": run,
+            "titles": titles,
+            "can_decide": principal.can(service.APPROVE) and run.created_by != principal.username,
+            "problems": problems or [],
+            "yuan": yuan,
+            **_words(lang),
+        },
+        status=status,
+    )
+
+
+@router.get(STAFF + "/runs/{run_id}")
+def run_page(
+    request: Request,
+    run_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    session: DbSession,
+    lang: LanguageDep,
+    principal: Officer,
+) -> Response:
+    return _run_page(request, session, lang, principal, run_id)
+
+
+@router.post(STAFF + "/runs/{run_id}/decision", dependencies=[Depends(csrf_form)])
+def decide_page(
+    request: Request,
+    run_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    session: DbSession,
+    lang: LanguageDep,
+    principal: Approver,
+    clock: ClockDep,
+    form: Posted,
+) -> Response:
+    note = form.get("note")
+    try:
+        service.decide_run(
+            session,
+            principal,
+            run_id,
+            RunDecision(approve=form.get("approve") == "yes", note=note if isinstance(note, str) else ""),
+            clock=clock,
+        )
+    except DomainError as exc:
+        return _run_page(request, session, lang, principal, run_id, problems=[exc.detail], status=exc.status)
+    return RedirectResponse(f"{STAFF}/runs/{run_id}", status_code=303)
+
+
+def _appeals_page(
+    request: Request,
+    session: DbSession,
+    lang: Language,
+    principal: auth.Principal,
+    *,
+    problems: list[str] | None = None,
+    status: int = 200,
+) -> Response:
+    return render_page(
+        request,
+        lang,
+        "policy/appeals.html",
+        {"appeals": service.list_appeals(session, principal), "problems": problems or [], **_words(lang)},
+        status=status,
+    )
+
+
+@router.get(STAFF + "/appeals")
+def appeals_page(request: Request, session: DbSession, lang: LanguageDep, principal: Approver) -> Response:
+    """Appeals of automated decisions, to decide."""
+    return _appeals_page(request, session, lang, principal)
+
+
+@router.post(STAFF + "/appeals/{appeal_id}/decision", dependencies=[Depends(csrf_form)])
+def decide_appeal_page(
+    request: Request,
+    appeal_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    session: DbSession,
+    lang: LanguageDep,
+    principal: Approver,
+    clock: ClockDep,
+    form: Posted,
+) -> Response:
+    amount_raw = form.get("amount")
+    amount = None
+    if isinstance(amount_raw, str) and amount_raw.strip():
+        value, problem = _parse(
+            FieldOut(
+                column="amount",
+                variable="amount",
+                label="",
+                kind="money",
+                period=None,
+                proof="",
+                proof_kind="",
+            ),
+            amount_raw,
+            lang,
+        )
+        if problem:
+            return _appeals_page(request, session, lang, principal, problems=[problem], status=422)
+        amount = value
+    decision = form.get("decision")
+    try:
+        service.decide_appeal(
+            session,
+            principal,
+            appeal_id,
+            AppealDecision(
+                uphold=form.get("uphold") == "yes",
+                decision=decision if isinstance(decision, str) else "",
+                amount_fen=amount,
+            ),
+            clock=clock,
+        )
+    except ValidationError:
+        msg = lang.gettext("Give the reasons of the decision.")
+        return _appeals_page(request, session, lang, principal, problems=[msg], status=422)
+    except DomainError as exc:
+        return _appeals_page(request, session, lang, principal, problems=[exc.detail], status=exc.status)
+    return RedirectResponse(f"{STAFF}/appeals", status_code=303)

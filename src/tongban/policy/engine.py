@@ -486,5 +486,5 @@ def batch_sql(
     for p in parts[1:]:
         statement = exp.union(statement, p, distinct=False)
     # The table with its derived variables, computed once for every item (Spark has no MATERIALIZED).
-    statement = statement.with_("policy_facts", as_=source, materialized=dialect != "spark")  # type: ignore[attr-defined]
+    statement = statement.with_("policy_facts", as_=source, materialized=True if dialect != "spark" else None)  # type: ignore[attr-defined]
     return str(statement.sql(dialect))

@@ -221,6 +221,9 @@ def test_demo_loads_the_shipped_catalogue(cli_env: dict[str, str]) -> None:
     accounts = Path(cli_env["TONGBAN_DATA_DIR"]) / "demo-accounts.txt"
     assert oct(accounts.stat().st_mode & 0o777) == "0o600"
     assert "reviewer" in accounts.read_text()
+    assert "policyapprover" in accounts.read_text()
+    # the policy library and a synthetic city to compute runs over
+    assert (Path(cli_env["TONGBAN_DATA_DIR"]) / "policy" / "snapshots" / "demo-city.duckdb").is_file()
 
 
 def test_intake_jobs_run_and_are_idempotent(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -930,7 +930,7 @@ def load_demo(settings: Settings) -> ImportReport:
         rating_synthetic.generate(session, clock=clock)
     _demo_hotline(engine, settings, clock)
     with session_scope(make_sessionmaker(engine)) as session:
-        policy_demo.seed(session, clock=clock)
+        policy_demo.seed(session, clock=clock, data_dir=settings.data_dir)
     accounts_file = settings.data_dir / "demo-accounts.txt"
     if not accounts_file.exists():
         lines = []
@@ -956,6 +956,8 @@ def load_demo(settings: Settings) -> ImportReport:
                 ("hladmin", ["hotline_admin"]),
                 ("policyeditor", ["policy_editor"]),
                 ("policyreviewer", ["policy_reviewer"]),
+                ("policyofficer", ["policy_officer"]),
+                ("policyapprover", ["policy_approver"]),
             ):
                 password = secrets.token_urlsafe(12)
                 try:

@@ -35,7 +35,7 @@ def test_the_calculator_explains_a_person_s_and_an_enterprise_s_benefits(
     try:
         page.goto(f"{base_url}/policies")
         expect(page.locator("h1")).to_have_text("Policy library" if english else "政策库")
-        expect(page.locator(".policy-list li")).to_have_count(5)
+        expect(page.locator(".policy-list li")).to_have_count(6)
         assert _axe(page) == []
         page.locator('a[href="/policies/calculator"]').first.click()
         expect(page).to_have_url(re.compile(r"/policies/calculator$"))

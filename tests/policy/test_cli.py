@@ -17,7 +17,7 @@ def test_policy_commands(cli_env: dict[str, str], tmp_path: Path) -> None:
     shipped = sorted(str(p) for p in RULES.glob("*.yaml"))
     done = tongban(cli_env, "policy", "check", *shipped)
     assert done.returncode == 0, done.stderr
-    assert "4 items" in done.stdout
+    assert "5 items" in done.stdout
     assert "0 failed" in done.stdout
     broken = tmp_path / "broken.yaml"
     broken.write_text(

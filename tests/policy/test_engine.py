@@ -334,8 +334,26 @@ def test_the_synthetic_city_is_decided_alike_by_sql_and_python() -> None:
         names = [d[0] for d in con.execute(f"DESCRIBE {entity}").fetchall()]
         for row in con.execute(f"SELECT * FROM {entity} WHERE id % 50 = 0").fetchall():
             facts = dict(zip(names, row, strict=True))
-            for d in matcher.evaluate(entity, {k: v for k, v in facts.items() if k != "id"}):
+            given = {k: v for k, v in facts.items() if k not in ("id", G.HOUSEHOLD_ID)}
+            for d in matcher.evaluate(entity, given):
                 assert batch[(facts["id"], d.item_id)] == (d.version, d.result, d.amount_fen, d.marks)
+    # households, over their members
+    sql = G.batch_sql(rules, "household", REF, dialect="duckdb", table="household", keep_not_eligible=True)
+    batch = {(r[0], r[1]): r[2:] for r in con.execute(sql).fetchall()}
+    assert {"not_eligible", "undetermined"} <= {v[1] for v in batch.values()}
+    names = [d[0] for d in con.execute("DESCRIBE person").fetchall()]
+    members: dict[int, list[dict[str, Any]]] = {}
+    for row in con.execute("SELECT * FROM person WHERE household_id % 40 = 0").fetchall():
+        facts = dict(zip(names, row, strict=True))
+        members.setdefault(facts["household_id"], []).append(
+            {k: v for k, v in facts.items() if k not in ("id", G.HOUSEHOLD_ID)}
+        )
+    for household_id, region in con.execute(
+        "SELECT id, household_region FROM household WHERE id % 40 = 0"
+    ).fetchall():
+        given = {"household_region": region, G.MEMBERS: members.get(household_id, [])}
+        for d in matcher.evaluate("household", given):
+            assert batch[(household_id, d.item_id)] == (d.version, d.result, d.amount_fen, d.marks)
 
 
 def test_what_the_two_paths_could_read_differently_is_refused() -> None:
@@ -439,3 +457,98 @@ def test_a_rule_cannot_slip_a_missing_value_or_a_comment_past_the_checks() -> No
     con = duckdb.connect()
     con.execute("CREATE TABLE t AS SELECT 1 AS id, CAST(12345 AS BIGINT) AS income")
     assert con.execute(sql).fetchall() == [(1, "tiny", 1, "eligible", 123, "T")]
+
+
+def _households(rules: R.RuleSet, n: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Households of 0 to 4 random persons (a fifth of each person's values missing), and the persons."""
+    rng = random.Random(seed)
+    persons = _population(rules, "person", n * 2, seed=seed)
+    households = []
+    p = 0
+    for h in range(n):
+        size = rng.choice([0, 1, 2, 2, 3, 3, 4])
+        for person in persons[p : p + size]:
+            person["household_id"] = str(h)
+        p += size
+        region = rng.choice(["110105", "110108", "310101", None])
+        households.append({"id": str(h), "household_region": region})
+    members = [x for x in persons if "household_id" in x]
+    return households, members
+
+
+def test_households_are_decided_alike_over_their_members(connection: Connection) -> None:
+    rules = shipped()
+    households, persons = _households(rules, 1500, seed=31)
+    matcher = G.Matcher(rules, REF)
+    by_household: dict[str, list[dict[str, Any]]] = {}
+    for person in persons:
+        by_household.setdefault(person["household_id"], []).append(
+            {k: v for k, v in person.items() if k not in ("id", "household_id")}
+        )
+    want = set()
+    for h in households:
+        facts = {"household_region": h["household_region"], G.MEMBERS: by_household.get(h["id"], [])}
+        for d in matcher.evaluate("household", facts):
+            want.add((h["id"], d.item_id, d.version, d.result, d.amount_fen, d.marks))
+    assert {w[3] for w in want} == {"eligible", "not_eligible", "undetermined"}
+    facts_only = [{k: v for k, v in persons[0].items() if k != "household_id"}]
+    person_columns = [("id", "BIGINT"), ("household_id", "VARCHAR"), *_table_columns(rules, facts_only)[1:]]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE household (id VARCHAR, household_region VARCHAR)")
+    con.executemany(
+        "INSERT INTO household VALUES (?, ?)", [[h["id"], h["household_region"]] for h in households]
+    )
+    con.execute(f"CREATE TABLE person ({', '.join(f'{c} {t}' for c, t in person_columns)})")
+    con.executemany(
+        f"INSERT INTO person VALUES ({', '.join('?' for _ in person_columns)})",
+        [[r.get(c) for c, _ in person_columns] for r in persons],
+    )
+    sql = G.batch_sql(rules, "household", REF, dialect="duckdb", table="household", keep_not_eligible=True)
+    assert set(map(tuple, con.execute(sql).fetchall())) == want
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("CREATE TEMPORARY TABLE household (id TEXT, household_region TEXT)"))
+        connection.execute(
+            text("INSERT INTO household VALUES (:id, :household_region)"),
+            [{"id": h["id"], "household_region": h["household_region"]} for h in households],
+        )
+        pg = {"VARCHAR": "TEXT"}
+        typed = ", ".join(f"{c} {pg.get(t, t)}" for c, t in person_columns)
+        connection.execute(text(f"CREATE TEMPORARY TABLE person ({typed})"))
+        connection.execute(
+            text(f"INSERT INTO person VALUES ({', '.join(f':{c}' for c, _ in person_columns)})"),
+            [{c: r.get(c) for c, _ in person_columns} for r in persons],
+        )
+        sql = G.batch_sql(
+            rules, "household", REF, dialect="postgres", table="household", keep_not_eligible=True
+        )
+        assert {tuple(r) for r in connection.execute(text(sql))} == want
+
+
+def test_an_aggregate_is_checked_and_never_given() -> None:
+    rules = shipped()
+    with pytest.raises(R.RuleError, match="computed"):
+        G.columns_from_periods(rules, "household", {"member_count": 3}, REF)
+    with pytest.raises(R.RuleError, match="list of the members"):
+        G.columns_from_periods(rules, "household", {G.MEMBERS: {"a": 1}}, REF)
+    with pytest.raises(R.RuleError, match="not a given fact"):
+        G.Matcher(rules, REF).evaluate("household", {"elderly_members": 1})
+    bad = R.RuleFile.model_validate(
+        {
+            "variables": [
+                {
+                    "name": "oldest",
+                    "entity": "household",
+                    "kind": "bool",
+                    "label": {"zh": "最年长者"},
+                    "proof": {"kind": "shared_data", "name": "户籍"},
+                    "aggregate": {"fn": "max", "of": "age"},
+                }
+            ]
+        }
+    )
+    with pytest.raises(R.RuleError, match="max gives"):
+        R.check(bad, base=rules)
+    # unknown members leave every aggregate unknown; an empty household is known to have none
+    decided = G.Matcher(rules, REF).evaluate("household", {"household_region": "110105"})
+    assert decided[0].result == "undetermined"
+    assert set(decided[0].missing) == {"member_count", "members_income", "elderly_members", "any_disabled"}

@@ -97,7 +97,11 @@ def _facts(path: Path, entity: str, ids: list[str]) -> dict[str, dict[str, Any]]
     try:
         cursor = con.execute(f"SELECT * FROM {entity} WHERE id IN ({', '.join('?' for _ in ids)})", ids)
         names = [d[0] for d in cursor.description]
-        return {row[0]: dict(zip(names[1:], row[1:], strict=True)) for row in cursor.fetchall()}
+        rows = cursor.fetchall()
+        return {
+            row[0]: {k: v for k, v in zip(names, row, strict=True) if k not in ("id", "household_id")}
+            for row in rows
+        }
     finally:
         con.close()
 
@@ -342,3 +346,40 @@ def test_simulation_shows_who_qualifies_and_the_cost_before_publishing(
         ).status_code
         == 422
     )
+
+
+def test_a_household_run_reads_the_members(
+    client: httpx.Client, officers: dict[str, H], city: tuple[str, Path], session: Session
+) -> None:
+    name, path = city
+    made = client.post(
+        "/api/v1/policy/runs",
+        json={"entity": "household", "snapshot": name, "date": DATE},
+        headers=officers["officer"],
+    )
+    assert made.status_code == 201, made.text
+    run = made.json()
+    summary = run["summary"]["items"]["household-hardship-grant"]
+    stored = session.scalars(select(PolicyGrant).where(PolicyGrant.run_id == run["id"])).all()
+    assert len(stored) == summary["eligible"] + summary["undetermined"] > 0
+    # each stored household decided as the per-request engine decides it on its members' facts
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        _, rules = policy.current_rules(session)
+        matcher = engine.Matcher(rules, dt.date.fromisoformat(DATE))
+        for g in stored[:40]:
+            region = con.execute(
+                "SELECT household_region FROM household WHERE id = ?", [g.subject_id]
+            ).fetchone()
+            cursor = con.execute("SELECT * FROM person WHERE household_id = ?", [g.subject_id])
+            names = [d[0] for d in cursor.description]
+            members = [
+                {k: v for k, v in zip(names, row, strict=True) if k not in ("id", "household_id")}
+                for row in cursor.fetchall()
+            ]
+            decided = matcher.evaluate(
+                "household", {"household_region": region[0] if region else None, "members": members}
+            )[0]
+            assert (decided.result, decided.amount_fen, decided.marks) == (g.result, g.amount_fen, g.marks)
+    finally:
+        con.close()

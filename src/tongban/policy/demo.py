@@ -5,6 +5,7 @@ as an officer's (a drafter proposes, a reviewer publishes). Idempotent."""
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]
@@ -14,10 +15,11 @@ from tongban.core.auth import system_principal
 from tongban.core.clock import Clock
 from tongban.policy import repository as repo
 from tongban.policy import service
-from tongban.policy.schemas import DocumentWrite, InterpretationWrite, ItemVersionWrite
+from tongban.policy.schemas import DocumentWrite, InterpretationWrite, ItemVersionWrite, SyntheticWrite
 
 DRAFTER = system_principal("demo.policy-drafter", frozenset({service.EDIT}))
 REVIEWER = system_principal("demo.policy-reviewer", frozenset({service.EDIT, service.REVIEW}))
+OFFICER = system_principal("demo.policy-officer", frozenset({service.RUN}))
 
 
 def _rules_dir() -> Any:
@@ -27,13 +29,15 @@ def _rules_dir() -> Any:
 def item_sources() -> list[str]:
     """Each shipped demo item as its own YAML text (how an item version is stored)."""
     out: list[str] = []
-    for name in ("enterprise-relief.yaml", "person-benefits.yaml"):
+    for name in ("enterprise-relief.yaml", "person-benefits.yaml", "household-support.yaml"):
         data = yaml.safe_load((_rules_dir() / name).read_text(encoding="utf-8"))
         out.extend(yaml.safe_dump(item, allow_unicode=True, sort_keys=False) for item in data["items"])
     return out
 
 
-def seed(session: Session, *, clock: Clock) -> None:
+def seed(session: Session, *, clock: Clock, data_dir: Path | None = None) -> None:
+    """The demo library; with ``data_dir``, also a synthetic city's snapshot (``demo-city``: 20,000
+    persons, 2,000 enterprises) for officers to compute runs over."""
     service.set_variables(
         session, REVIEWER, (_rules_dir() / "variables.yaml").read_text(encoding="utf-8"), clock=clock
     )
@@ -57,3 +61,13 @@ def seed(session: Session, *, clock: Clock) -> None:
             continue
         service.propose_item_version(session, DRAFTER, ItemVersionWrite(source=source), clock=clock)
         service.publish_item_version(session, REVIEWER, key, 1, clock=clock)
+    if data_dir is not None and repo.snapshot_by_name(session, "demo-city") is None:
+        service.synthetic_snapshot(
+            session,
+            OFFICER,
+            SyntheticWrite(
+                name="demo-city", persons=20_000, enterprises=2_000, as_of=service.today(clock), seed=1
+            ),
+            data_dir=data_dir,
+            clock=clock,
+        )

@@ -15,10 +15,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sqlglot
 from sqlglot import exp
 
 from tongban.policy import expr as E
 from tongban.policy.rules import CheckedItem, Result, RuleError, RuleSet, Variable
+
+#: The key of a household's members in its facts (each a person's facts), for its aggregates.
+MEMBERS = "members"
+#: The column of a person's household in a population table.
+HOUSEHOLD_ID = "household_id"
 
 #: The letters of a condition's result in the stored explanations: true, false, unknown.
 MARKS = {True: "T", False: "F", None: "U"}
@@ -70,11 +76,16 @@ def columns_from_periods(
     )
     out: dict[str, Any] = {}
     for name, value in facts.items():
+        if name == MEMBERS and rules.aggregates(entity):
+            if not isinstance(value, list) or not all(isinstance(m, Mapping) for m in value):
+                raise RuleError([f"{MEMBERS}: give a list of the members' facts"])
+            out[MEMBERS] = [columns_from_periods(rules, "person", m, ref_date) for m in value]
+            continue
         var = rules.variables.get(name)
         if var is None or var.entity != entity:
             raise RuleError([f"{name!r} is not a variable of a {entity}"])
-        if var.expr is not None:
-            raise RuleError([f"{name} is derived: it is computed, not given"])
+        if not var.given:
+            raise RuleError([f"{name} is computed (derived, or over the members), not given"])
         if var.period is None:
             out[name] = _coerce(var, value)
             continue
@@ -116,6 +127,38 @@ def _coerce(var: Variable, value: Any) -> Any:
     raise RuleError([f"{var.name}: {value!r} is not {'a whole number of fen' if kind == 'money' else kind}"])
 
 
+def _and3(a: bool | None, b: bool | None) -> bool | None:
+    if a is False or b is False:
+        return False
+    return None if a is None or b is None else True
+
+
+def _or3(a: bool | None, b: bool | None) -> bool | None:
+    if a is True or b is True:
+        return True
+    return None if a is None or b is None else False
+
+
+def _aggregate(fn: str, members: Sequence[Mapping[str, Any]], where: Any, of: Any) -> Any:
+    """An aggregate over members, with the SQL path's three-valued meaning (see ``rules.Aggregate``)."""
+    incl = [True if where is None else where(m) for m in members]
+    vals = [None if of is None else of(m) for m in members]
+    if fn == "count":
+        return None if any(i is None for i in incl) else sum(1 for i in incl if i)
+    if fn in ("sum", "min", "max"):
+        if any(i is None or (i and v is None) for i, v in zip(incl, vals, strict=True)):
+            return None
+        xs: list[Any] = [v for i, v in zip(incl, vals, strict=True) if i]
+        if fn == "sum":
+            return sum(xs)
+        return (min(xs) if fn == "min" else max(xs)) if xs else None
+    if fn == "any":
+        xs = [_and3(i, v) for i, v in zip(incl, vals, strict=True)]
+        return True if True in xs else (None if None in xs else False)
+    ys = [_or3(None if i is None else not i, v) for i, v in zip(incl, vals, strict=True)]
+    return False if False in ys else (None if None in ys else True)
+
+
 def _final_amount(cap_fen: int | None, round_to_fen: int) -> E.Expr:
     """An item's amount from its rule's amount ``_raw``: never below 0, capped, rounded down to the item's
     multiple (both paths compute ``_raw`` once and then this over it)."""
@@ -146,6 +189,20 @@ class Matcher:
         #: Derived variables by name, per entity (what an unknown derived value is missing).
         self._derived_by_name: dict[str, dict[str, E.Expr]] = {
             entity: {var.name: expression for var, expression in rules.derived(entity)}
+            for entity in ("person", "household", "enterprise")
+        }
+        #: Per entity: (variable, function, ``where``, ``of``) of its aggregates over members.
+        self._aggregates: dict[str, list[tuple[str, str, Any, Any]]] = {
+            entity: [
+                (
+                    var.name,
+                    var.aggregate.fn,
+                    E.compile_function(where, ref_date) if where is not None else None,
+                    E.compile_function(of, ref_date) if of is not None else None,
+                )
+                for var, where, of in rules.aggregates(entity)
+                if var.aggregate is not None
+            ]
             for entity in ("person", "household", "enterprise")
         }
         for entity in ("person", "household", "enterprise"):
@@ -224,12 +281,18 @@ class Matcher:
     def _values(self, entity: str, columns: Mapping[str, Any]) -> dict[str, Any]:
         """The given columns checked against their variables' types (a wrong type is refused, never
         compared), with the derived variables computed."""
-        values = {}
+        values: dict[str, Any] = {}
+        members = None
         for column, value in columns.items():
+            if column == MEMBERS and self._aggregates[entity]:
+                members = [self._values("person", m) for m in value]
+                continue
             var = self.rules.variables.get(column.split("__p")[0])
-            if var is None or var.entity != entity or var.expr is not None:
+            if var is None or var.entity != entity or not var.given:
                 raise RuleError([f"{column!r} is not a given fact of a {entity}"])
             values[column] = _coerce(var, value)
+        for name, fn, where, of in self._aggregates[entity]:
+            values[name] = None if members is None else _aggregate(fn, members, where, of)
         self._derived[entity](values)
         return values
 
@@ -364,6 +427,78 @@ def _label(column: str) -> str:
 # --- the population path -----------------------------------------------------------------------------------
 
 
+def _with_derived(rules: RuleSet, entity: str, source: exp.Expr, ref_date: dt.date, dialect: str) -> exp.Expr:
+    """``source`` with the entity's derived variables as columns, each after what it reads."""
+    for var, expression in rules.derived(entity):
+        source = exp.select(
+            exp.Star(), exp.alias_(E.sql_tree(expression, ref_date, dialect), var.name, quoted=True)
+        ).from_(exp.Subquery(this=source, alias=exp.TableAlias(this=exp.to_identifier("b"))))
+    return source
+
+
+#: An aggregate's value for a household without members.
+_EMPTY = {"count": "0", "sum": "0", "min": "NULL", "max": "NULL", "any": "FALSE", "all": "TRUE"}
+
+
+def _members_joined(
+    rules: RuleSet, entity: str, table: str, members_table: str, ref_date: dt.date, dialect: str
+) -> exp.Expr:
+    """``table`` with the entity's aggregates over its members (``members_table``, grouped by
+    ``household_id``) as columns; the same three-valued meaning as the per-request path."""
+    aggregates = rules.aggregates(entity)
+    base: exp.Expr = exp.select(exp.Star()).from_(exp.to_table(table))
+    if not aggregates:
+        return base
+    members = _with_derived(
+        rules, "person", exp.select(exp.Star()).from_(exp.to_table(members_table)), ref_date, dialect
+    )
+
+    def sql(expression: E.Expr | None, default: str) -> str:
+        return f"({E.to_sql(expression, ref_date, dialect)})" if expression is not None else default
+
+    def n(condition: str) -> str:
+        return f"sum(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+    columns = []
+    outer = []
+    for var, where, of in aggregates:
+        fn, w, v = var.aggregate.fn if var.aggregate else "count", sql(where, "TRUE"), sql(of, "NULL")
+        if fn == "count":
+            value = f"CASE WHEN {n(f'{w} IS NULL')} > 0 THEN NULL ELSE {n(w)} END"
+        elif fn in ("sum", "min", "max"):
+            pick = f"CASE WHEN {w} THEN {v} ELSE {'0' if fn == 'sum' else 'NULL'} END"
+            value = (
+                f"CASE WHEN {n(f'{w} IS NULL OR ({w} AND {v} IS NULL)')} > 0 THEN NULL ELSE {fn}({pick}) END"
+            )
+        elif fn == "any":
+            x = f"({w} AND {v})"
+            value = f"CASE WHEN {n(x)} > 0 THEN TRUE WHEN {n(f'{x} IS NULL')} > 0 THEN NULL ELSE FALSE END"
+        else:
+            y = f"(NOT {w} OR {v})"
+            failed, unknown = n(f"NOT {y}"), n(f"{y} IS NULL")
+            value = f"CASE WHEN {failed} > 0 THEN FALSE WHEN {unknown} > 0 THEN NULL ELSE TRUE END"
+        columns.append(f"{value} AS {_q(var.name, dialect)}")
+        outer.append(
+            f"CASE WHEN a.{_q('_hh', dialect)} IS NULL THEN {_EMPTY[fn]} ELSE a.{_q(var.name, dialect)} END "
+            f"AS {_q(var.name, dialect)}"
+        )
+    members_sql = members.sql(dialect=dialect)
+    hh = _q(HOUSEHOLD_ID, dialect)
+    grouped = (
+        f"SELECT CAST(m.{hh} AS VARCHAR) AS {_q('_hh', dialect)}, {', '.join(columns)} "  # noqa: S608 - our columns
+        f"FROM ({members_sql}) AS m GROUP BY m.{hh}"
+    )
+    text = (
+        f"SELECT t.*, {', '.join(outer)} FROM {table} AS t "  # noqa: S608 - our table and columns
+        f"LEFT JOIN ({grouped}) AS a ON a.{_q('_hh', dialect)} = CAST(t.{_q('id', dialect)} AS VARCHAR)"
+    )
+    return sqlglot.parse_one(text, read=dialect)
+
+
+def _q(name: str, dialect: str) -> str:
+    return exp.to_identifier(name, quoted=True).sql(dialect=dialect)
+
+
 def batch_sql(
     rules: RuleSet,
     entity: str,
@@ -373,10 +508,12 @@ def batch_sql(
     table: str,
     items: Sequence[str] | None = None,
     keep_not_eligible: bool = False,
+    members_table: str = "person",
 ) -> str:
     """One statement deciding every row of ``table`` (an ``id`` and a column per given value) for the
     entity's items: ``id``, ``item_id``, ``version``, ``result``, ``amount_fen``, ``marks`` (a letter per
-    condition: T, F or U). Rows not eligible are left out unless ``keep_not_eligible``."""
+    condition: T, F or U). Rows not eligible are left out unless ``keep_not_eligible``. A household's
+    aggregates read ``members_table`` (persons with a ``household_id``)."""
     if dialect not in E.DIALECTS:
         raise RuleError([f"unknown SQL dialect {dialect!r}; known: {', '.join(E.DIALECTS)}"])
     chosen = [
@@ -387,11 +524,13 @@ def batch_sql(
     if not chosen:
         raise RuleError([f"no item for a {entity} to evaluate"])
     types = rules.types(entity)
-    source: exp.Expr = exp.select(exp.Star()).from_(exp.to_table(table))
-    for var, expression in rules.derived(entity):
-        source = exp.select(
-            exp.Star(), exp.alias_(E.sql_tree(expression, ref_date, dialect), var.name, quoted=True)
-        ).from_(exp.Subquery(this=source, alias=exp.TableAlias(this=exp.to_identifier("b"))))
+    source = _with_derived(
+        rules,
+        entity,
+        _members_joined(rules, entity, table, members_table, ref_date, dialect),
+        ref_date,
+        dialect,
+    )
     parts = []
     for item in chosen:
         window = item.spec.window

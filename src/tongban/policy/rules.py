@@ -96,6 +96,24 @@ class Source(_Strict):
     quote: str = Field(default="", max_length=2000)
 
 
+class Aggregate(_Strict):
+    """A household's fact computed over its members (the persons whose ``household_id`` is the
+    household's): the ``count`` of members for whom ``where`` holds; the ``sum``, ``min`` or ``max`` of
+    ``of`` (a person expression) over them; whether ``any`` or ``all`` of them have ``of`` (yes/no).
+    Unknown spreads: a member for whom ``where`` or ``of`` is unknown makes the result unknown unless the
+    others already decide it (one member with ``of`` true decides ``any``)."""
+
+    fn: Literal["count", "sum", "min", "max", "any", "all"]
+    of: str | None = None
+    where: str | None = None
+
+    @model_validator(mode="after")
+    def _of(self) -> Aggregate:
+        if (self.fn == "count") != (self.of is None):
+            raise ValueError("count takes no 'of'; sum, min, max, any and all take one")
+        return self
+
+
 class Variable(_Strict):
     """A fact about an entity that rules may read."""
 
@@ -109,6 +127,8 @@ class Variable(_Strict):
     proof: Proof | None = None
     #: A derived variable: an expression over the entity's other variables (no periods).
     expr: str | None = None
+    #: A household's fact over its members (with ``proof``: the register of who the members are).
+    aggregate: Aggregate | None = None
     #: Personal-data class (PIPL): ``sensitive`` facts are shown only to officers with the right.
     classification: Literal["public", "personal", "sensitive"] = "personal"
 
@@ -119,11 +139,22 @@ class Variable(_Strict):
 
     @model_validator(mode="after")
     def _proof_or_expr(self) -> Variable:
+        if self.aggregate is not None:
+            if self.entity != "household" or self.expr is not None or self.period is not None:
+                raise ValueError(f"{self.name}: an aggregate is a household's, without expr or periods")
+            if self.proof is None:
+                raise ValueError(f"{self.name}: an aggregate's proof names the register of the members")
+            return self
         if (self.proof is None) == (self.expr is None):
             raise ValueError(f"{self.name}: give either proof (a fact) or expr (a derived variable)")
         if self.expr is not None and self.period is not None:
             raise ValueError(f"{self.name}: a derived variable has no periods")
         return self
+
+    @property
+    def given(self) -> bool:
+        """A fact given as it is (neither derived nor an aggregate over members)."""
+        return self.expr is None and self.aggregate is None
 
 
 class Condition(_Strict):
@@ -279,6 +310,22 @@ class RuleSet:
         """The entity's derived variables in an order that computes each after what it reads."""
         return _derived_order(self, entity)
 
+    def aggregates(self, entity: str) -> list[tuple[Variable, E.Expr | None, E.Expr | None]]:
+        """The entity's aggregates over members: (variable, ``where``, ``of``) parsed over persons."""
+        person = self.types("person")
+        out = []
+        for v in self.variables.values():
+            if v.entity == entity and v.aggregate is not None:
+                a = v.aggregate
+                where = E.parse(a.where, person, want="bool") if a.where else None
+                of = (
+                    E.parse(a.of, person, want=_AGG_KIND[a.fn] or E._kind_of(E.VarType(v.kind)))
+                    if a.of
+                    else None
+                )
+                out.append((v, where, of))
+        return out
+
 
 def _condition_source(c: Condition, variables: Mapping[str, Variable]) -> str:
     """The expression of a condition of any type."""
@@ -347,6 +394,25 @@ def _condition_source(c: Condition, variables: Mapping[str, Variable]) -> str:
     raise ValueError(f"{c.id}: unknown type {c.type}")  # pragma: no cover - the schema is closed
 
 
+#: What ``of`` must be for each aggregate (None: the variable's own kind).
+_AGG_KIND: dict[str, str | None] = {
+    "count": None,
+    "sum": "int",
+    "min": None,
+    "max": None,
+    "any": "bool",
+    "all": "bool",
+}
+_AGG_VAR_KINDS: dict[str, tuple[str, ...]] = {
+    "count": ("int",),
+    "sum": ("int", "money"),
+    "min": ("int", "money", "date"),
+    "max": ("int", "money", "date"),
+    "any": ("bool",),
+    "all": ("bool",),
+}
+
+
 def _proofs_of(
     expression: E.Expr, variables: Mapping[str, Variable], seen: frozenset[str] = frozenset()
 ) -> list[Proof]:
@@ -355,6 +421,15 @@ def _proofs_of(
         var = variables[ref.name]
         if var.proof is not None:
             out.append(var.proof)
+        if var.aggregate is not None and var.name not in seen:
+            person = {
+                k: E.VarType(v.kind, v.period is not None)
+                for k, v in variables.items()
+                if v.entity == "person"
+            }
+            for source in (var.aggregate.where, var.aggregate.of):
+                if source:
+                    out.extend(_proofs_of(E.parse(source, person), variables, seen | {var.name}))
         elif var.expr is not None and var.name not in seen:
             inner = E.parse(
                 var.expr,
@@ -412,6 +487,9 @@ def check(raw: RuleFile, *, base: RuleSet | None = None) -> RuleSet:
                     E.parse(v.expr, types, want=E._kind_of(E.VarType(v.kind)))
                 except E.ExprError as exc:
                     problems.append(f"variable {v.name}: {exc}")
+        for v in variables.values():
+            if v.entity == entity and v.aggregate is not None:
+                problems.extend(_check_aggregate(v, provisional))
         if not problems:
             try:
                 _derived_order(provisional, entity)
@@ -429,6 +507,25 @@ def check(raw: RuleFile, *, base: RuleSet | None = None) -> RuleSet:
     if problems:
         raise RuleError(problems)
     return RuleSet(variables, items)
+
+
+def _check_aggregate(v: Variable, rules: RuleSet) -> list[str]:
+    a = v.aggregate
+    if a is None:
+        return []
+    problems = []
+    if v.kind not in _AGG_VAR_KINDS[a.fn]:
+        problems.append(f"variable {v.name}: {a.fn} gives {' or '.join(_AGG_VAR_KINDS[a.fn])}, not {v.kind}")
+    person = rules.types("person")
+    want = _AGG_KIND[a.fn] or E._kind_of(E.VarType(v.kind))
+    for what, source, kind in (("where", a.where, "bool"), ("of", a.of, want)):
+        if source is None:
+            continue
+        try:
+            E.parse(source, person, want=kind)
+        except E.ExprError as exc:
+            problems.append(f"variable {v.name}, {what}: {exc}")
+    return problems
 
 
 def _check_item(item: Item, variables: Mapping[str, Variable], problems: list[str]) -> CheckedItem | None:
@@ -450,7 +547,7 @@ def _check_item(item: Item, variables: Mapping[str, Variable], problems: list[st
                 raise ValueError(f"{c.variable!r} is not a variable of a {item.entity}")
             source = _condition_source(c, entity_vars)
             expression = E.parse(source, types, want="bool")
-            proofs = [c.proof] if c.proof is not None else _proofs_of(expression, entity_vars)
+            proofs = [c.proof] if c.proof is not None else _proofs_of(expression, variables)
             conditions.append(CheckedCondition(c, expression, tuple(proofs)))
         except (ValueError, E.ExprError) as exc:
             problems.append(f"{where}, condition {c.id}: {exc}")

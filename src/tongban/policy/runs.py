@@ -93,16 +93,29 @@ def generate_synthetic(
     try:
         synthetic.generate(con, persons=persons, enterprises=enterprises, ref_date=as_of, seed=seed)
         # ids as text: a snapshot's ids are keyed digests in a real city; synthetic ones are numbers
-        for table in ("person", "enterprise"):
+        for table, also in (
+            ("person", ", CAST(household_id AS VARCHAR) AS household_id"),
+            ("household", ""),
+            ("enterprise", ""),
+        ):
             con.execute(
                 f"CREATE OR REPLACE TABLE {table} AS "  # noqa: S608 - our own table names
-                f"SELECT * REPLACE (CAST(id AS VARCHAR) AS id) FROM {table}"
+                f"SELECT * REPLACE (CAST(id AS VARCHAR) AS id{also}) FROM {table}"
             )
         con.execute("CHECKPOINT")
     finally:
         con.close()
     os.replace(tmp, target)
-    return {"person": persons, "enterprise": enterprises}
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        households = con.execute("SELECT count(*) FROM household").fetchone()
+    finally:
+        con.close()
+    return {
+        "person": persons,
+        "household": int(households[0]) if households else 0,
+        "enterprise": enterprises,
+    }
 
 
 def validate_snapshot(path: Path, rules: RuleSet) -> dict[str, int]:
@@ -127,11 +140,11 @@ def validate_snapshot(path: Path, rules: RuleSet) -> dict[str, int]:
             if columns.get("id") not in ("VARCHAR", "BIGINT", "INTEGER"):
                 problems.append(f"{entity}: an id column (text) is required")
             for column, dtype in columns.items():
-                if column == "id":
+                if column == "id" or (column == engine.HOUSEHOLD_ID and entity == "person"):
                     continue
                 name = column.split("__p")[0]
                 var = rules.variables.get(name)
-                if var is None or var.entity != entity or var.expr is not None:
+                if var is None or var.entity != entity or not var.given:
                     problems.append(f"{entity}.{column}: not a given fact of a {entity}")
                 elif "__p" in column and var.period is None:
                     problems.append(f"{entity}.{column}: {name} has no periods")
@@ -211,7 +224,10 @@ def decide_sql(
     of a stacking group; ``remaining`` is what is left of each budget pool (a pool not named: no limit,
     as in a simulation)."""
     chosen = [rules.items[k] for k in items]
-    batch = engine.batch_sql(rules, entity, ref_date, dialect="duckdb", table=table, items=items)
+    members = table.rsplit(".", 1)[0] + ".person" if "." in table else "person"
+    batch = engine.batch_sql(
+        rules, entity, ref_date, dialect="duckdb", table=table, items=items, members_table=members
+    )
     region = _region_column(rules, entity)
     industry = _industry_column(rules, entity)
     region_sql = f"coalesce(CAST(t.\"{region}\" AS VARCHAR), '')" if region else "''"

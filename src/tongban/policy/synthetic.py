@@ -152,7 +152,7 @@ def persons_sql(n: int, ref_date: dt.date, seed: int = 0) -> str:
     )
     # Only numbers and text of this module go into the statement (n and seed are ints).
     return f"""
-SELECT i AS id,
+SELECT i AS id, CAST(floor(i / 2.6) AS BIGINT) AS household_id,
   {_missing("hukou_code", "hukou", seed, 0.01)} AS hukou_region,
   {_missing("CAST(birth AS DATE)", "birth", seed, 0.02)} AS birth_date,
   {_missing(f"{_u('disabled', seed)} < 0.06", "certified", seed, 0.005)} AS disability_certified,
@@ -224,6 +224,14 @@ FROM (
 
 
 def generate(con: Any, *, persons: int, enterprises: int, ref_date: dt.date, seed: int = 0) -> None:
-    """Create (or replace) the tables ``person`` and ``enterprise`` in the DuckDB connection ``con``."""
+    """Create (or replace) the tables ``person``, ``household`` and ``enterprise`` in the DuckDB
+    connection ``con``."""
     con.execute(f"CREATE OR REPLACE TABLE person AS {persons_sql(persons, ref_date, seed)}")
     con.execute(f"CREATE OR REPLACE TABLE enterprise AS {enterprises_sql(enterprises, ref_date, seed)}")
+    # Households of 2 or 3 consecutive persons (2.6 on average, as in Beijing's census); registered where
+    # their first member is.
+    con.execute(
+        "CREATE OR REPLACE TABLE household AS "
+        "SELECT household_id AS id, arg_min(hukou_region, id) AS household_region "
+        "FROM person GROUP BY household_id"
+    )

@@ -383,3 +383,73 @@ def test_a_household_run_reads_the_members(
             assert (decided.result, decided.amount_fen, decided.marks) == (g.result, g.amount_fen, g.marks)
     finally:
         con.close()
+
+
+def test_a_fast_application_supplies_only_what_the_shared_data_lack(
+    client: httpx.Client,
+    officers: dict[str, H],
+    city: tuple[str, Path],
+    session: Session,
+    clock: FixedClock,
+) -> None:
+    name, _ = city
+    run = client.post(
+        "/api/v1/policy/runs",
+        json={"entity": "person", "snapshot": name, "date": DATE},
+        headers=officers["officer"],
+    ).json()
+    client.post(
+        f"/api/v1/policy/runs/{run['id']}/decision", json={"approve": True}, headers=officers["approver"]
+    )
+    noticed = session.scalars(
+        select(PolicyGrant).where(
+            PolicyGrant.run_id == run["id"],
+            PolicyGrant.item_key == "elderly-allowance",
+            PolicyGrant.result == "undetermined",
+            PolicyGrant.marks == "TU",  # registered in the city; the birth date is what is missing
+        )
+    ).first()
+    assert noticed is not None
+    person = make_account(session, clock, "old.qian", [])
+    session.add(
+        Profile(
+            kind="person",
+            subject_digest=noticed.subject_id,
+            owner_account_id=person.account_id,
+            created_at=clock.now(),
+        )
+    )
+    session.commit()
+    me = bearer(client, "old.qian")
+    grant = next(
+        g for g in client.get("/api/v1/policy/me/grants", headers=me).json() if g["id"] == noticed.id
+    )
+    assert [a["column"] for a in grant["asks"]] == ["birth_date"]
+    assert grant["asks"][0]["kind"] == "date"
+    apply = f"/api/v1/policy/me/grants/{noticed.id}/apply"
+    not_asked = client.post(apply, json={"facts": {"hukou_region": "110105"}}, headers=me)
+    assert not_asked.status_code == 422
+    assert "not asked for" in not_asked.json()["detail"]
+    too_young = client.post(apply, json={"facts": {"birth_date": "1960-01-01"}}, headers=me)
+    assert too_young.status_code == 422
+    assert "aged_80" in too_young.json()["detail"]
+    made = client.post(apply, json={"facts": {"birth_date": "1940-01-01"}}, headers=me)
+    assert made.status_code == 201, made.text
+    assert made.json()["amount_fen"] == 10000  # 86 on the run's date: 100 yuan
+    assert client.post(apply, json={"facts": {"birth_date": "1940-01-01"}}, headers=me).status_code == 409
+    waiting = client.get(
+        "/api/v1/policy/applications", params={"status": "submitted"}, headers=officers["approver"]
+    )
+    assert [(a["grant_id"], a["facts"]) for a in waiting.json()] == [
+        (noticed.id, {"birth_date": "1940-01-01"})
+    ]
+    decided = client.post(
+        f"/api/v1/policy/applications/{made.json()['id']}/decision",
+        json={"approve": True, "decision": "户籍信息已补录出生日期"},
+        headers=officers["approver"],
+    )
+    assert decided.status_code == 200, decided.text
+    mine = {g["id"]: g for g in client.get("/api/v1/policy/me/grants", headers=me).json()}
+    assert mine[noticed.id]["status"] == "granted"
+    assert mine[noticed.id]["amount_fen"] == 10000
+    assert mine[noticed.id]["application"] == "approved"

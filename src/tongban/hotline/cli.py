@@ -13,15 +13,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from tongban.core import migrate
 from tongban.core.auth import system_principal
+from tongban.core.cliutil import command_session, fail
 from tongban.core.clock import SystemClock
 from tongban.core.config import Settings, get_settings
-from tongban.core.db import make_engine, make_sessionmaker, session_scope
-from tongban.core.errors import DomainError
 from tongban.hotline import service
 from tongban.hotline.vocab import ADMIN
 from tongban.knowledge import service as knowledge
@@ -30,35 +27,18 @@ hotline_app = typer.Typer(
     help="The 12345 hotline (接诉即办): taxonomy, classifier, deadlines.", no_args_is_help=True
 )
 out = Console()
-err = Console(stderr=True)
 #: Commands act as the platform's administrator of the hotline.
 _ADMIN = system_principal("cli", frozenset({ADMIN}))
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]{message}[/red]")
-    return typer.Exit(2)
+    return fail(message)
 
 
 @contextmanager
 def _session(settings: Settings | None = None) -> Iterator[Session]:
-    settings = settings or get_settings()
-    if not settings.database_url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url())
-    try:  # the engine is disposed on every path, a refusal included
-        try:
-            current = migrate.is_current(engine)
-        except OperationalError as exc:
-            raise _fail(f"cannot reach the database: {exc.orig}") from None
-        if not current:
-            raise _fail("the database schema is not current; run `tongban db upgrade` first")
-        with session_scope(make_sessionmaker(engine)) as session:
-            yield session
-    except DomainError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        engine.dispose()
+    with command_session(settings or get_settings()) as session:
+        yield session
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

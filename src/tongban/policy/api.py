@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from tongban.core import auth
 from tongban.core.http import (
+    WRITES_ROUTE,
     ClockDep,
     DbSession,
     RawBody,
@@ -28,11 +29,14 @@ from tongban.policy.schemas import (
     AppealDecision,
     AppealOut,
     AppealWrite,
+    ApplicationDecision,
+    ApplicationOut,
     DocumentOut,
     DocumentPage,
     DocumentWrite,
     DraftOut,
     DraftWrite,
+    FastApplicationWrite,
     FieldOut,
     GrantOut,
     GrantPage,
@@ -443,3 +447,46 @@ def draft_aid(request: Request, body: DraftWrite, session: DbSession, principal:
     return service.draft_aid(
         session, principal, body, model=get_chat_model(request.app.state.runtime.settings)
     )
+
+
+# --- fast applications (直达快享) ------------------------------------------------------------------------
+
+
+@router.post("/me/grants/{grant_id}/apply", status_code=201)
+def apply_fast(
+    request: Request,
+    grant_id: Annotated[int, Path(ge=1)],
+    body: FastApplicationWrite,
+    session: DbSession,
+    principal: Holder,
+    clock: ClockDep,
+    sealer: SealerDep,
+) -> ApplicationOut:
+    """直达快享: supply only what the shared data lacked for a noticed benefit; the rules decide again, and
+    an eligible application waits for an officer to verify the supplied facts."""
+    return service.apply_fast(
+        session, principal, grant_id, body, sealer=sealer, data_dir=_data_dir(request), clock=clock
+    )
+
+
+@router.get("/applications", openapi_extra=WRITES_ROUTE)
+def list_applications(
+    session: DbSession,
+    principal: Approver,
+    clock: ClockDep,
+    sealer: SealerDep,
+    status: Annotated[str, Query(pattern="^(|submitted|approved|refused)$")] = "",
+) -> list[ApplicationOut]:
+    """Fast applications with the facts supplied (each reading is audited)."""
+    return service.list_applications(session, principal, status=status, sealer=sealer, clock=clock)
+
+
+@router.post("/applications/{application_id}/decision")
+def decide_application(
+    application_id: Annotated[int, Path(ge=1)],
+    body: ApplicationDecision,
+    session: DbSession,
+    principal: Approver,
+    clock: ClockDep,
+) -> ApplicationOut:
+    return service.decide_application(session, principal, application_id, body, clock=clock)

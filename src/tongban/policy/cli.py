@@ -12,15 +12,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from tongban.core import migrate
 from tongban.core.auth import system_principal
+from tongban.core.cliutil import command_session, fail
 from tongban.core.clock import SystemClock
 from tongban.core.config import Settings, get_settings
-from tongban.core.db import make_engine, make_sessionmaker, session_scope
-from tongban.core.errors import DomainError
 from tongban.policy import engine, overlap, service, tasks
 from tongban.policy.rules import RuleError, load_rule_set
 from tongban.policy.schemas import RunWrite, SyntheticWrite
@@ -37,28 +34,13 @@ _OFFICER = system_principal("cli", frozenset({service.RUN, service.EDIT}))
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]{message}[/red]")
-    return typer.Exit(2)
+    return fail(message)
 
 
 @contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
-    if not settings.database_url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = make_engine(settings.resolved_database_url())
-    try:  # the engine is disposed on every path, a refusal included
-        try:
-            current = migrate.is_current(db)
-        except OperationalError as exc:
-            raise _fail(f"cannot reach the database: {exc.orig}") from None
-        if not current:
-            raise _fail("the database schema is not current; run `tongban db upgrade` first")
-        with session_scope(make_sessionmaker(db)) as session:
-            yield session
-    except DomainError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        db.dispose()
+def _session(settings: Settings | None = None) -> Iterator[Session]:
+    with command_session(settings or get_settings()) as session:
+        yield session
 
 
 @policy_app.command("check")

@@ -270,3 +270,25 @@ class PolicyPush(Base):
     message_id: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PolicyApplication(Base):
+    """A fast application (直达快享) for a noticed benefit: the person supplies only the facts the shared
+    data lacked; the rules decide again on the snapshot's facts and these, and an officer verifies the
+    supplied facts before the benefit is granted."""
+
+    __tablename__ = "policy_application"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grant_id: Mapped[int] = mapped_column(ForeignKey("policy_grant.id", ondelete="CASCADE"), unique=True)
+    account_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: The supplied facts (``{column: value}``), sealed: personal data.
+    facts_sealed: Mapped[str] = mapped_column(Text)
+    #: The amount the rules computed with the supplied facts.
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: ``submitted`` → ``approved`` or ``refused``.
+    status: Mapped[str] = mapped_column(String(20), default="submitted", index=True)
+    decision: Mapped[str] = mapped_column(Text, default="")
+    decided_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -38,6 +38,8 @@ from tongban.policy import service
 from tongban.policy.schemas import (
     AppealDecision,
     AppealWrite,
+    ApplicationDecision,
+    FastApplicationWrite,
     FieldOut,
     Level,
     MatchRequest,
@@ -95,6 +97,7 @@ def _words(lang: Language) -> dict[str, Any]:
             "proposed": _("Waiting for approval"),
             "granted": _("Granted without application"),
             "noticed": _("Apply through the fast application"),
+            "applied": _("Fast application under review"),
             "stacked": _("Not combined with a higher benefit of the same kind"),
             "over_budget": _("The budget of this benefit is used up"),
             "withdrawn": _("Withdrawn"),
@@ -103,6 +106,11 @@ def _words(lang: Language) -> dict[str, Any]:
             "open": _("Appeal under review"),
             "upheld": _("Appeal upheld"),
             "dismissed": _("Appeal dismissed"),
+        },
+        "application_statuses": {
+            "submitted": _("under review"),
+            "approved": _("approved"),
+            "refused": _("refused"),
         },
         "run_statuses": {
             "computed": _("Waiting for approval"),
@@ -361,6 +369,60 @@ def appeal_page(
     return RedirectResponse(f"{ME}?appealed={grant_id}#grant-{grant_id}", status_code=303)
 
 
+@router.post(ME + "/grants/{grant_id}/apply", dependencies=[Depends(csrf_form)])
+def apply_page(
+    request: Request,
+    grant_id: Annotated[int, Path(ge=1, le=2**62)],
+    session: DbSession,
+    lang: LanguageDep,
+    principal: Holder,
+    clock: ClockDep,
+    sealer: SealerDep,
+    form: Posted,
+) -> Response:
+    """直达快享: the facts the shared data lacked, and nothing else; the rules decide again."""
+    mine = {g.id: g for g in service.my_grants(session, principal, lang=_lang_code(lang))}
+    grant = mine.get(grant_id)
+    if grant is None:
+        return _me_page(
+            request, session, lang, principal, sealer, problems=[lang.gettext("Not found")], status=404
+        )
+    facts: dict[str, Any] = {}
+    problems = []
+    for ask in grant.asks:
+        raw = form.get(ask.column)
+        field = FieldOut(
+            column=ask.column,
+            variable=ask.variable,
+            label=ask.label,
+            kind=ask.kind,
+            period=ask.period,
+            proof=ask.proof,
+            proof_kind=ask.proof_kind,
+        )
+        value, problem = _parse(field, raw if isinstance(raw, str) else "", lang)
+        if problem:
+            problems.append(f"{ask.label}: {problem}")
+        elif value is not None:
+            facts[ask.column] = value
+    if not problems:
+        try:
+            service.apply_fast(
+                session,
+                principal,
+                grant_id,
+                FastApplicationWrite(facts=facts),
+                sealer=sealer,
+                data_dir=_data_dir(request),
+                clock=clock,
+            )
+        except DomainError as exc:
+            problems.append(exc.detail)
+    if problems:
+        return _me_page(request, session, lang, principal, sealer, problems=problems, status=422)
+    return RedirectResponse(f"{ME}?applied={grant_id}#grant-{grant_id}", status_code=303)
+
+
 @router.post(ME + "/subscriptions", dependencies=[Depends(csrf_form)])
 def subscribe_page(
     request: Request,
@@ -540,6 +602,7 @@ def _appeals_page(
     session: DbSession,
     lang: Language,
     principal: auth.Principal,
+    clock: Any,
     *,
     problems: list[str] | None = None,
     status: int = 200,
@@ -548,15 +611,25 @@ def _appeals_page(
         request,
         lang,
         "policy/appeals.html",
-        {"appeals": service.list_appeals(session, principal), "problems": problems or [], **_words(lang)},
+        {
+            "appeals": service.list_appeals(session, principal),
+            "applications": service.list_applications(
+                session, principal, status="submitted", sealer=request.app.state.runtime.sealer, clock=clock
+            ),
+            "yuan": yuan,
+            "problems": problems or [],
+            **_words(lang),
+        },
         status=status,
     )
 
 
 @router.get(STAFF + "/appeals")
-def appeals_page(request: Request, session: DbSession, lang: LanguageDep, principal: Approver) -> Response:
-    """Appeals of automated decisions, to decide."""
-    return _appeals_page(request, session, lang, principal)
+def appeals_page(
+    request: Request, session: DbSession, lang: LanguageDep, principal: Approver, clock: ClockDep
+) -> Response:
+    """Appeals of automated decisions and fast applications, to decide."""
+    return _appeals_page(request, session, lang, principal, clock)
 
 
 @router.post(STAFF + "/appeals/{appeal_id}/decision", dependencies=[Depends(csrf_form)])
@@ -586,7 +659,7 @@ def decide_appeal_page(
             lang,
         )
         if problem:
-            return _appeals_page(request, session, lang, principal, problems=[problem], status=422)
+            return _appeals_page(request, session, lang, principal, clock, problems=[problem], status=422)
         amount = value
     decision = form.get("decision")
     try:
@@ -603,7 +676,37 @@ def decide_appeal_page(
         )
     except ValidationError:
         msg = lang.gettext("Give the reasons of the decision.")
-        return _appeals_page(request, session, lang, principal, problems=[msg], status=422)
+        return _appeals_page(request, session, lang, principal, clock, problems=[msg], status=422)
     except DomainError as exc:
-        return _appeals_page(request, session, lang, principal, problems=[exc.detail], status=exc.status)
+        return _appeals_page(
+            request, session, lang, principal, clock, problems=[exc.detail], status=exc.status
+        )
+    return RedirectResponse(f"{STAFF}/appeals", status_code=303)
+
+
+@router.post(STAFF + "/applications/{application_id}/decision", dependencies=[Depends(csrf_form)])
+def decide_application_page(
+    request: Request,
+    application_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    session: DbSession,
+    lang: LanguageDep,
+    principal: Approver,
+    clock: ClockDep,
+    form: Posted,
+) -> Response:
+    decision = form.get("decision")
+    try:
+        service.decide_application(
+            session,
+            principal,
+            application_id,
+            ApplicationDecision(
+                approve=form.get("approve") == "yes", decision=decision if isinstance(decision, str) else ""
+            ),
+            clock=clock,
+        )
+    except DomainError as exc:
+        return _appeals_page(
+            request, session, lang, principal, clock, problems=[exc.detail], status=exc.status
+        )
     return RedirectResponse(f"{STAFF}/appeals", status_code=303)

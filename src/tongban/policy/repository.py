@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from tongban.policy.models import (
     PolicyAppeal,
+    PolicyApplication,
     PolicyDocument,
     PolicyGrant,
     PolicyInterpretation,
@@ -416,3 +417,26 @@ def pushes_of(session: Session, account_id: int, *, limit: int = 200) -> list[Po
 
 def push(session: Session, push_id: int) -> PolicyPush | None:
     return session.get(PolicyPush, push_id)
+
+
+def applications(session: Session, *, status: str = "") -> list[PolicyApplication]:
+    stmt = select(PolicyApplication).order_by(PolicyApplication.id)
+    if status:
+        stmt = stmt.where(PolicyApplication.status == status)
+    return list(session.scalars(stmt))
+
+
+def application(
+    session: Session, application_id: int, *, for_update: bool = False
+) -> PolicyApplication | None:
+    stmt = select(PolicyApplication).where(PolicyApplication.id == application_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).one_or_none()
+
+
+def applications_of_grants(session: Session, grant_ids: Sequence[int]) -> dict[int, PolicyApplication]:
+    if not grant_ids:
+        return {}
+    rows = session.scalars(select(PolicyApplication).where(PolicyApplication.grant_id.in_(grant_ids)))
+    return {a.grant_id: a for a in rows}

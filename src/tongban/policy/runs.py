@@ -387,3 +387,27 @@ def explain_marks(rules: RuleSet, item: CheckedItem, marks: str) -> list[tuple[s
     if len(marks) > len(item.conditions):
         out.append(("window", "failed", []))
     return out
+
+
+def subject_columns(path: Path, entity: str, subject_id: str, *, with_members: bool) -> dict[str, Any] | None:
+    """One subject's given facts in a snapshot (``members`` too, for a household's aggregates); None when
+    the snapshot has no such subject."""
+    con = _connect(path)
+    try:
+        cursor = con.execute(f"SELECT * FROM {entity} WHERE CAST(id AS VARCHAR) = ?", [subject_id])  # noqa: S608
+        names = [d[0] for d in cursor.description]
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        out = {k: v for k, v in zip(names, row, strict=True) if k not in ("id", engine.HOUSEHOLD_ID)}
+        if with_members:
+            members = "SELECT * FROM person WHERE CAST(household_id AS VARCHAR) = ?"
+            cursor = con.execute(members, [subject_id])
+            names = [d[0] for d in cursor.description]
+            out[engine.MEMBERS] = [
+                {k: v for k, v in zip(names, r, strict=True) if k not in ("id", engine.HOUSEHOLD_ID)}
+                for r in cursor.fetchall()
+            ]
+        return out
+    finally:
+        con.close()

@@ -169,6 +169,8 @@ class Needed(BaseModel):
     proof: str
     #: ``shared_data``, ``e_licence`` or ``applicant``.
     proof_kind: str
+    #: The fact's type: bool, int, money (fen), text, code, date.
+    kind: str = ""
 
 
 class ConditionOut(BaseModel):
@@ -330,6 +332,11 @@ class GrantOut(BaseModel):
     conditions: list[ConditionOut]
     needs: list[Needed]
     appeal: str | None
+    #: For a noticed benefit: the facts a fast application asks for (what the shared data lacked, and
+    #: what only the applicant can prove).
+    asks: list[Needed] = Field(default_factory=list)
+    #: The fast application's state, if one was made.
+    application: str | None = None
 
 
 class GrantPage(BaseModel):
@@ -482,3 +489,33 @@ class DraftOut(BaseModel):
     mode: str
     candidates: list[CandidateOut]
     proposal: ProposalOut | None
+
+
+# --- fast applications (直达快享) ------------------------------------------------------------------------
+
+
+class FastApplicationWrite(Strict):
+    """The facts the shared data lacked (``{column: value}``, as the calculator's columns: money in fen,
+    ``name__pN`` for earlier periods), and nothing else."""
+
+    facts: dict[str, Any] = Field(default_factory=dict, max_length=100)
+
+
+class ApplicationOut(BaseModel):
+    id: int
+    grant_id: int
+    item_key: str
+    subject_id: str
+    amount_fen: int | None
+    status: str
+    decision: str
+    decided_by: str
+    created_at: dt.datetime
+    decided_at: dt.datetime | None
+    #: For officers: the supplied facts (personal data; every reading is audited).
+    facts: dict[str, Any] | None = None
+
+
+class ApplicationDecision(Strict):
+    approve: bool
+    decision: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)] = ""

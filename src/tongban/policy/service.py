@@ -51,6 +51,7 @@ from tongban.policy import drafting, engine, overlap, runs
 from tongban.policy import repository as repo
 from tongban.policy.models import (
     PolicyAppeal,
+    PolicyApplication,
     PolicyDocument,
     PolicyGrant,
     PolicyInterpretation,
@@ -69,6 +70,8 @@ from tongban.policy.schemas import (
     AppealDecision,
     AppealOut,
     AppealWrite,
+    ApplicationDecision,
+    ApplicationOut,
     CandidateOut,
     ConditionOut,
     DocumentOut,
@@ -78,6 +81,7 @@ from tongban.policy.schemas import (
     DocumentWrite,
     DraftOut,
     DraftWrite,
+    FastApplicationWrite,
     FieldOut,
     GrantOut,
     GrantPage,
@@ -756,6 +760,7 @@ def _needed(rules: RuleSet, column: str, ref_date: dt.date, lang: str) -> Needed
         period=period,
         proof=proof,
         proof_kind=kind,
+        kind=var.kind,
     )
 
 
@@ -1322,6 +1327,7 @@ def _grant_out(
     appeal: PolicyAppeal | None,
     lang: str,
     ref_date: dt.date,
+    application: PolicyApplication | None = None,
 ) -> GrantOut:
     item = rules.items[g.item_key]
     conditions = []
@@ -1358,6 +1364,10 @@ def _grant_out(
         conditions=conditions,
         needs=sorted(needs_all.values(), key=lambda n: n.column),
         appeal=appeal.status if appeal else None,
+        asks=[_needed(rules, c, ref_date, lang) for c in sorted(_application_columns(rules, item, g.marks))]
+        if g.status == "noticed"
+        else [],
+        application=application.status if application else None,
     )
 
 
@@ -1395,12 +1405,14 @@ def my_grants(session: Session, principal: Principal, *, lang: str = "zh") -> li
     subjects = [digest for _, digest in intake.verified_subjects(session, principal.account_id)]
     rows = repo.grants_of_subjects(session, subjects)
     appeals = repo.appeals_of_grants(session, [g.id for g in rows])
+    applications = repo.applications_of_grants(session, [g.id for g in rows])
     out = []
     for g in rows:
         r = repo.run(session, g.run_id)
         if r is None:
             continue
-        out.append(_grant_out(session, g, _rules_of_run(session, r), appeals.get(g.id), lang, r.ref_date))
+        rules = _rules_of_run(session, r)
+        out.append(_grant_out(session, g, rules, appeals.get(g.id), lang, r.ref_date, applications.get(g.id)))
     return out
 
 
@@ -1808,3 +1820,166 @@ def draft_aid(
             unquoted=p.unquoted,
         ),
     )
+
+
+# --- fast applications (直达快享) ------------------------------------------------------------------------
+
+
+def _application_columns(rules: RuleSet, item: CheckedItem, marks: str) -> set[str]:
+    """What a fast application may supply: the facts the decision lacked, and the facts of the item that
+    only the applicant can prove."""
+    allowed = {
+        c
+        for _, outcome, columns in runs.explain_marks(rules, item, marks)
+        if outcome == "unknown"
+        for c in columns
+    }
+    for ref in item.refs:
+        var = rules.variables.get(ref.name)
+        if var is not None and var.proof is not None and var.proof.kind == "applicant":
+            allowed.add(ref.column)
+    return allowed
+
+
+def _application_out(
+    a: PolicyApplication, g: PolicyGrant, facts: dict[str, Any] | None = None
+) -> ApplicationOut:
+    return ApplicationOut(
+        id=a.id,
+        grant_id=g.id,
+        item_key=g.item_key,
+        subject_id=g.subject_id,
+        amount_fen=a.amount_fen,
+        status=a.status,
+        decision=a.decision,
+        decided_by=a.decided_by,
+        created_at=a.created_at,
+        decided_at=a.decided_at,
+        facts=facts,
+    )
+
+
+def apply_fast(
+    session: Session,
+    principal: Principal,
+    grant_id: int,
+    data: FastApplicationWrite,
+    *,
+    sealer: Sealer,
+    data_dir: Path,
+    clock: Clock,
+) -> ApplicationOut:
+    """直达快享: for a noticed benefit, the person supplies only what the shared data lacked; the rules
+    decide again on the snapshot's facts and these. Eligible: the application waits for an officer to
+    verify the supplied facts. Otherwise it is refused at once with the conditions that still fail or lack
+    data."""
+    g, r = _own_grant(session, principal, grant_id)
+    if g.status != "noticed":
+        raise Conflict("only a benefit noticed for a fast application is applied for")
+    rules = _rules_of_run(session, r)
+    item = rules.items[g.item_key]
+    allowed = _application_columns(rules, item, g.marks)
+    extra = sorted(set(data.facts) - allowed)
+    if extra:
+        raise InvalidInput(
+            f"these facts are not asked for: {', '.join(extra)}; asked: {', '.join(sorted(allowed))}"
+        )
+    _, path = _snapshot_file(session, r.snapshot["name"], data_dir)
+    known = runs.subject_columns(path, r.entity, g.subject_id, with_members=bool(rules.aggregates(r.entity)))
+    if known is None:
+        raise Conflict("the snapshot no longer holds your data; ask the department")
+    merged = {**known, **data.facts}
+    try:
+        decision = _CACHE.matcher("run:" + str(r.id), rules, r.ref_date).evaluate(
+            r.entity, merged, items=[g.item_key]
+        )[0]
+    except RuleError as exc:
+        raise InvalidInput("; ".join(exc.problems)) from exc
+    if decision.result != "eligible":
+        failed = [c.id for c in decision.conditions if c.value is False]
+        missing = list(decision.missing)
+        detail = f"the benefit is still {decision.result.replace('_', ' ')}"
+        if failed:
+            detail += f"; conditions not met: {', '.join(failed)}"
+        if missing:
+            detail += f"; still needed: {', '.join(missing)}"
+        raise InvalidInput(detail)
+    a = PolicyApplication(
+        grant_id=g.id,
+        account_id=principal.account_id,
+        facts_sealed="",
+        amount_fen=decision.amount_fen,
+        status="submitted",
+        created_at=clock.now(),
+    )
+    session.add(a)
+    session.flush()
+    a.facts_sealed = sealer.seal(
+        json.dumps(data.facts, ensure_ascii=False, default=str), f"policy_application:{a.id}"
+    )
+    g.status = "applied"
+    _audit(session, principal, "application.submit", str(a.id), clock, grant=g.id, amount_fen=a.amount_fen)
+    return _application_out(a, g)
+
+
+def list_applications(
+    session: Session, principal: Principal, *, status: str = "", sealer: Sealer, clock: Clock
+) -> list[ApplicationOut]:
+    """Fast applications to verify, with the facts supplied (the reading is audited)."""
+    principal.require(APPROVE)
+    out = []
+    for a in repo.applications(session, status=status):
+        g = repo.grant(session, a.grant_id)
+        if g is None:
+            continue
+        facts = (
+            json.loads(sealer.open(a.facts_sealed, f"policy_application:{a.id}")) if a.facts_sealed else {}
+        )
+        out.append(_application_out(a, g, facts))
+    if out:
+        _audit(session, principal, "application.read", ",".join(str(a.id) for a in out)[:200], clock)
+    return out
+
+
+def decide_application(
+    session: Session, principal: Principal, application_id: int, data: ApplicationDecision, *, clock: Clock
+) -> ApplicationOut:
+    """Grant (the supplied facts verified; the item's budget pool and stacking group still allow it) or
+    refuse (with reasons) a fast application."""
+    principal.require(APPROVE)
+    a = repo.application(session, application_id, for_update=True)
+    if a is None:
+        raise NotFound(f"no application {application_id}")
+    if a.status != "submitted":
+        raise Conflict(f"application {application_id} was decided already")
+    g = repo.grant(session, a.grant_id, for_update=True)
+    r = repo.run(session, g.run_id) if g is not None else None
+    if g is None or r is None:
+        raise NotFound("the benefit applied for is gone")
+    if not data.approve and not data.decision:
+        raise InvalidInput("say why the application is refused")
+    now = clock.now()
+    if data.approve:
+        rules = _rules_of_run(session, r)
+        spec = rules.items[g.item_key].spec
+        pools, groups = _pools_and_groups(rules, [g.item_key])
+        if spec.budget is not None:
+            left = spec.budget.total_fen - repo.granted_fen(
+                session, pools.get(spec.budget.pool, [g.item_key])
+            )
+            if (a.amount_fen or 0) > left:
+                raise Conflict("the budget of this benefit is used up")
+        if spec.stacking is not None:
+            others = [k for k in groups.get(spec.stacking.group, []) if k != g.item_key]
+            if any(s == g.subject_id for s, _ in repo.granted_subjects(session, others)):
+                raise Conflict("a benefit of the same stacking group was granted already")
+        g.status, g.amount_fen, g.decided_at = "granted", a.amount_fen, now
+        a.status = "approved"
+    else:
+        g.status = "noticed"
+        a.status = "refused"
+    a.decision, a.decided_by, a.decided_at = data.decision, principal.username, now
+    _audit(
+        session, principal, f"application.{a.status}", str(a.id), clock, grant=g.id, amount_fen=g.amount_fen
+    )
+    return _application_out(a, g)

@@ -4,6 +4,7 @@ their page; the approver decides the appeal; subscriptions from the page."""
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 
@@ -152,3 +153,43 @@ def test_a_run_an_appeal_and_a_subscription_through_the_pages(
         assert sub.status_code == 303
         listed = citizen.get("/api/v1/policy/me/subscriptions").json()
         assert listed[0]["tags"] == {"topic": sorted(["养老", "助残"])}
+
+
+def test_a_simulation_from_the_page(
+    base_url: str, session: Session, clock: FixedClock, library: None
+) -> None:
+    make_account(session, clock, "pol.sim", ["policy_officer"])
+    session.commit()
+    with _client(base_url) as officer:
+        staff_login(officer, "pol.sim")
+        form = officer.get("/staff/policies/simulate", params={"item": "elderly-allowance"})
+        assert form.status_code == 200
+        assert "aged_80" in form.text  # the published rules, to change
+        token = csrf(form.text)
+        name = f"sim-{uuid.uuid4().hex[:8]}"
+        made = officer.post(
+            "/api/v1/policy/snapshots/synthetic",
+            json={"name": name, "persons": 5000, "enterprises": 10, "as_of": "2026-03-01"},
+            headers={"X-CSRF-Token": token},
+        )
+        assert made.status_code == 201
+        source = re.search(r'<textarea id="sim-source"[^>]*>(.*?)</textarea>', form.text, re.S)
+        assert source is not None
+        changed = html.unescape(source.group(1)).replace("min: 80", "min: 90")
+        done = officer.post(
+            "/staff/policies/simulate",
+            data={"csrf_token": token, "source": changed, "snapshot": name, "date": DATE},
+        )
+        assert done.status_code == 200, done.text
+        draft = re.search(r'id="sim-draft"><th scope="row">[^<]*</th><td class="num">(\d+)</td>', done.text)
+        published = re.search(
+            r'id="sim-published"><th scope="row">[^<]*</th><td class="num">(\d+)</td>', done.text
+        )
+        assert draft is not None
+        assert published is not None
+        assert int(draft.group(1)) < int(published.group(1))
+        bad = officer.post(
+            "/staff/policies/simulate",
+            data={"csrf_token": token, "source": "id: [", "snapshot": name, "date": DATE},
+        )
+        assert bad.status_code == 422

@@ -45,6 +45,7 @@ from tongban.policy.schemas import (
     MatchRequest,
     RunDecision,
     RunWrite,
+    SimulationWrite,
     SubscriptionWrite,
 )
 
@@ -710,3 +711,98 @@ def decide_application_page(
             request, session, lang, principal, clock, problems=[exc.detail], status=exc.status
         )
     return RedirectResponse(f"{STAFF}/appeals", status_code=303)
+
+
+# --- simulation (推演) -------------------------------------------------------------------------------------
+
+
+def _simulate_page(
+    request: Request,
+    session: DbSession,
+    lang: Language,
+    principal: auth.Principal,
+    *,
+    source: str,
+    snapshot: str = "",
+    date: str = "",
+    result: Any = None,
+    problems: list[str] | None = None,
+    status: int = 200,
+) -> Response:
+    return render_page(
+        request,
+        lang,
+        "policy/simulate.html",
+        {
+            "source": source,
+            "snapshot": snapshot,
+            "date": date,
+            "snapshots": service.list_snapshots(session, principal),
+            "items": [i for i in service.list_items(session, principal) if i.status == "published"],
+            "result": result,
+            "problems": problems or [],
+            "yuan": yuan,
+            **_words(lang),
+        },
+        status=status,
+    )
+
+
+@router.get(STAFF + "/simulate")
+def simulate_form(
+    request: Request,
+    session: DbSession,
+    lang: LanguageDep,
+    principal: Officer,
+    item: Annotated[str, Query(max_length=64, pattern=r"^[a-z0-9_-]*$")] = "",
+) -> Response:
+    """推演: change a published item's rules (or write a new one) and see who would qualify, at what cost."""
+    source = ""
+    if item:
+        versions = service.get_item(session, principal, item).versions
+        source = next((v.source for v in versions if v.state == "published"), "")
+    return _simulate_page(request, session, lang, principal, source=source)
+
+
+@router.post(STAFF + "/simulate", dependencies=[Depends(csrf_form)])
+def simulate_page(
+    request: Request, session: DbSession, lang: LanguageDep, principal: Officer, clock: ClockDep, form: Posted
+) -> Response:
+    source, snapshot, date = (form.get(k) for k in ("source", "snapshot", "date"))
+    texts = [v if isinstance(v, str) else "" for v in (source, snapshot, date)]
+    try:
+        result = service.simulate(
+            session,
+            principal,
+            SimulationWrite(source=texts[0], snapshot=texts[1], date=texts[2] or None),
+            data_dir=_data_dir(request),
+            clock=clock,
+        )
+    except ValidationError:
+        msg = lang.gettext("Give the item's rules, a snapshot and a valid date.")
+        return _simulate_page(
+            request,
+            session,
+            lang,
+            principal,
+            source=texts[0],
+            snapshot=texts[1],
+            date=texts[2],
+            problems=[msg],
+            status=422,
+        )
+    except DomainError as exc:
+        return _simulate_page(
+            request,
+            session,
+            lang,
+            principal,
+            source=texts[0],
+            snapshot=texts[1],
+            date=texts[2],
+            problems=[exc.detail],
+            status=exc.status,
+        )
+    return _simulate_page(
+        request, session, lang, principal, source=texts[0], snapshot=texts[1], date=texts[2], result=result
+    )

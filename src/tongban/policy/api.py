@@ -345,7 +345,7 @@ def decide_run(
 
 
 @router.post("/runs/{run_id}/verify")
-def verify_run(request: Request, run_id: RunId, session: DbSession, principal: Staff) -> dict[str, Any]:
+def verify_run(request: Request, run_id: RunId, session: DbSession, principal: Holder) -> dict[str, Any]:
     """Reproduce the run from its recorded rule versions and snapshot; the checksums must agree."""
     return service.verify_run(session, principal, run_id, data_dir=_data_dir(request))
 
@@ -353,7 +353,7 @@ def verify_run(request: Request, run_id: RunId, session: DbSession, principal: S
 @router.get("/me/grants")
 def my_grants(request: Request, session: DbSession, principal: Holder) -> list[GrantOut]:
     """The benefits granted or noticed to the signed-in person (or enterprises they act for)."""
-    return service.my_grants(session, principal, lang=_lang(request))
+    return service.my_grants(session, principal, lang=_lang(request), data_dir=_data_dir(request))
 
 
 @router.post("/me/grants/{grant_id}/appeal", status_code=201)
@@ -390,7 +390,7 @@ def decide_appeal(
 
 @router.post("/simulations")
 def simulate(
-    request: Request, body: SimulationWrite, session: DbSession, principal: Staff, clock: ClockDep
+    request: Request, body: SimulationWrite, session: DbSession, principal: Holder, clock: ClockDep
 ) -> SimulationOut:
     """推演: a draft item over a snapshot — who qualifies, the cost, by district and industry, beside the
     published version and against the budget pool. Nothing is stored."""

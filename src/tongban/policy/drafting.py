@@ -241,10 +241,13 @@ def propose(text: str, *, model: ChatModel, rules: RuleSet, entity: str | None =
     except RuleError as exc:
         proposal.problems.extend(exc.problems)
     flat = _normal(text)
-    for c in data.get("conditions") or []:
-        quote = str(((c or {}).get("source") or {}).get("quote") or "")
+    conditions = data.get("conditions")
+    for raw_condition in conditions if isinstance(conditions, list) else []:
+        condition: dict[str, Any] = raw_condition if isinstance(raw_condition, dict) else {}
+        cited = condition.get("source")
+        quote = str(cited.get("quote") or "") if isinstance(cited, dict) else ""
         if not quote or _normal(quote) not in flat:
-            proposal.unquoted.append(str((c or {}).get("id", "?")))
+            proposal.unquoted.append(str(condition.get("id", "?")))
     stated = _stated(extract(text), text)
     checked = {"conditions": data.get("conditions"), "amount": data.get("amount")}
     for path, number in _numbers_in(checked, "item"):

@@ -280,7 +280,8 @@ class PolicyApplication(Base):
     __tablename__ = "policy_application"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    grant_id: Mapped[int] = mapped_column(ForeignKey("policy_grant.id", ondelete="CASCADE"), unique=True)
+    #: A refused application may be followed by another: one ``submitted`` at a time (the grant's status).
+    grant_id: Mapped[int] = mapped_column(ForeignKey("policy_grant.id", ondelete="CASCADE"), index=True)
     account_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: The supplied facts (``{column: value}``), sealed: personal data.
     facts_sealed: Mapped[str] = mapped_column(Text)

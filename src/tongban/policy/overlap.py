@@ -256,7 +256,18 @@ def _before(v: Any) -> Any:
     return v - 1 if isinstance(v, int) else v
 
 
+def _value(v: Any) -> Any:
+    """A bound as a comparable value: dates written as text become dates."""
+    if isinstance(v, str):
+        try:
+            return dt.date.fromisoformat(v)
+        except ValueError:
+            return v
+    return v
+
+
 def _meet(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    a, b = (_value(a[0]), _value(a[1])), (_value(b[0]), _value(b[1]))
     lo = a[0] if b[0] is None else b[0] if a[0] is None else max(a[0], b[0])
     hi = a[1] if b[1] is None else b[1] if a[1] is None else min(a[1], b[1])
     return lo, hi
@@ -326,16 +337,25 @@ def item_overlap(x: CheckedItem, y: CheckedItem) -> ItemOverlap | None:
     )
 
 
+def _overlap_or_none(x: CheckedItem, y: CheckedItem) -> ItemOverlap | None:
+    try:
+        return item_overlap(x, y)
+    except TypeError:  # bounds of kinds that do not compare: cannot rule the overlap out
+        return ItemOverlap(
+            x.id, y.id, (), "double_benefit", "the conditions could not be compared; check by hand"
+        )
+
+
 def item_overlaps(items: Sequence[CheckedItem], *, against: Sequence[CheckedItem] = ()) -> list[ItemOverlap]:
     """Overlaps among ``items`` and between them and ``against`` (the published library)."""
     out = []
     pool = list(items)
     for i, x in enumerate(pool):
         for y in pool[i + 1 :]:
-            if (o := item_overlap(x, y)) is not None:
+            if (o := _overlap_or_none(x, y)) is not None:
                 out.append(o)
         for y in against:
-            if y.id != x.id and (o := item_overlap(x, y)) is not None:
+            if y.id != x.id and (o := _overlap_or_none(x, y)) is not None:
                 out.append(o)
     return out
 

@@ -322,7 +322,9 @@ def _me_page(
         lang,
         "policy/me.html",
         {
-            "grants": service.my_grants(session, principal, lang=_lang_code(lang)),
+            "grants": service.my_grants(
+                session, principal, lang=_lang_code(lang), data_dir=_data_dir(request)
+            ),
             "inbox": service.my_pushes(session, principal),
             "subscriptions": service.my_subscriptions(session, principal, sealer=sealer),
             "problems": problems or [],
@@ -382,7 +384,10 @@ def apply_page(
     form: Posted,
 ) -> Response:
     """直达快享: the facts the shared data lacked, and nothing else; the rules decide again."""
-    mine = {g.id: g for g in service.my_grants(session, principal, lang=_lang_code(lang))}
+    mine = {
+        g.id: g
+        for g in service.my_grants(session, principal, lang=_lang_code(lang), data_dir=_data_dir(request))
+    }
     grant = mine.get(grant_id)
     if grant is None:
         return _me_page(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, or_, select, text, update
+from sqlalchemy.orm import Session, aliased
 
 from tongban.policy.models import (
     PolicyAppeal,
@@ -203,14 +203,74 @@ def runs(session: Session, *, limit: int = 100) -> list[PolicyRun]:
     return list(session.scalars(select(PolicyRun).order_by(PolicyRun.id.desc()).limit(limit)))
 
 
-def approved_after(session: Session, entity: str, since: dt.datetime) -> list[PolicyRun]:
+def approved_after(session: Session, since: dt.datetime) -> list[PolicyRun]:
+    """Runs approved after ``since`` (of any entity type: pools and groups may span them)."""
     return list(
-        session.scalars(
-            select(PolicyRun).where(
-                PolicyRun.entity == entity, PolicyRun.status == "approved", PolicyRun.decided_at > since
+        session.scalars(select(PolicyRun).where(PolicyRun.status == "approved", PolicyRun.decided_at > since))
+    )
+
+
+def lock_grants(session: Session) -> None:
+    """Serialise the decisions that grant (run approvals, fast applications, upheld appeals), so that
+    two of them never both read a budget or stacking state the other is changing. On PostgreSQL a
+    transaction-level advisory lock; SQLite already runs one writing transaction at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(7283917)"))
+
+
+def published_version_numbers(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(PolicyItem.key, PolicyItem.published_version).where(PolicyItem.status == "published")
+    )
+    return {r[0]: int(r[1]) for r in rows if r[1] is not None}
+
+
+def proposed_fen(session: Session, run_id: int, item_keys: Sequence[str]) -> int:
+    """Fen a computed run would grant for these items on approval."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(PolicyGrant.amount_fen), 0)).where(
+                PolicyGrant.run_id == run_id,
+                PolicyGrant.status == "proposed",
+                PolicyGrant.result == "eligible",
+                PolicyGrant.automatic.is_(True),
+                PolicyGrant.item_key.in_(item_keys),
             )
         )
+        or 0
     )
+
+
+def granted_in_group_since(session: Session, run_id: int, item_keys: Sequence[str]) -> bool:
+    """Whether a subject this run would grant an item of the group has been granted one elsewhere."""
+    mine = aliased(PolicyGrant)
+    other = aliased(PolicyGrant)
+    found = session.scalar(
+        select(func.count())
+        .select_from(mine)
+        .join(other, other.subject_id == mine.subject_id)
+        .where(
+            mine.run_id == run_id,
+            mine.status == "proposed",
+            mine.result == "eligible",
+            mine.item_key.in_(item_keys),
+            other.run_id != run_id,
+            other.status == "granted",
+            other.item_key.in_(item_keys),
+        )
+    )
+    return bool(found)
+
+
+def open_appeal(session: Session, grant_id: int) -> bool:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(PolicyAppeal)
+            .where(PolicyAppeal.grant_id == grant_id, PolicyAppeal.status == "open")
+        )
+        or 0
+    ) > 0
 
 
 def granted_fen(session: Session, item_keys: Sequence[str]) -> int:
@@ -438,5 +498,9 @@ def application(
 def applications_of_grants(session: Session, grant_ids: Sequence[int]) -> dict[int, PolicyApplication]:
     if not grant_ids:
         return {}
-    rows = session.scalars(select(PolicyApplication).where(PolicyApplication.grant_id.in_(grant_ids)))
-    return {a.grant_id: a for a in rows}
+    rows = session.scalars(
+        select(PolicyApplication)
+        .where(PolicyApplication.grant_id.in_(grant_ids))
+        .order_by(PolicyApplication.id)
+    )
+    return {a.grant_id: a for a in rows}  # the latest of each

@@ -35,6 +35,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,7 @@ def generate_synthetic(
     target: Path, *, persons: int, enterprises: int, as_of: dt.date, seed: int
 ) -> dict[str, int]:
     """A synthetic city's snapshot written to ``target`` (a new file): rows per table."""
-    tmp = target.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
+    tmp = target.with_name(f".{target.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     con = duckdb.connect(str(tmp))
     try:
         synthetic.generate(con, persons=persons, enterprises=enterprises, ref_date=as_of, seed=seed)
@@ -123,12 +123,19 @@ def validate_snapshot(path: Path, rules: RuleSet) -> dict[str, int]:
     problem at once otherwise."""
     problems: list[str] = []
     rows: dict[str, int] = {}
+    members_ok: bool | None = None
     try:
         con = _connect(path)
     except duckdb.Error as exc:
         raise RuleError([f"not a DuckDB database: {type(exc).__name__}"]) from None
     try:
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        members_ok = "person" in tables and bool(
+            con.execute(
+                "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'person' AND column_name = ?",
+                [engine.HOUSEHOLD_ID],
+            ).fetchone()[0]  # type: ignore[index]
+        )
         for entity in ("person", "household", "enterprise"):
             if entity not in tables:
                 continue
@@ -159,6 +166,8 @@ def validate_snapshot(path: Path, rules: RuleSet) -> dict[str, int]:
         con.close()
     if not rows:
         problems.append("no person, household or enterprise table")
+    if "household" in rows and rules.aggregates("household") and members_ok is False:
+        problems.append("household aggregates need a person table with a household_id column")
     if problems:
         raise RuleError(problems)
     return rows
@@ -216,8 +225,10 @@ def decide_sql(
     items: Sequence[str],
     table: str,
     remaining: Mapping[str, int],
+    stacking: bool = True,
 ) -> str:
-    """The batch of ``items`` over ``table`` with stacking and budgets applied: a row per subject and item
+    """The batch of ``items`` over ``table`` with stacking (unless ``stacking`` is false: a simulation
+    sets a draft beside its published version) and budgets applied: a row per subject and item
     eligible or undetermined — ``id``, ``item_id``, ``version``, ``result``, ``amount_fen``, ``marks``,
     ``automatic``, ``status`` (``proposed``, ``stacked``, ``over_budget``), ``region_code``,
     ``industry_code``. ``prior_groups`` (``id``, ``grp``) must hold the subjects already granted an item
@@ -244,7 +255,7 @@ m AS (
 ),
 s AS (
   SELECT m.*,
-    CASE WHEN m.result = 'eligible' AND m.grp IS NOT NULL AND (
+    CASE WHEN {"TRUE" if stacking else "FALSE"} AND m.result = 'eligible' AND m.grp IS NOT NULL AND (
            EXISTS (SELECT 1 FROM prior_groups p WHERE p.id = m.id AND p.grp = m.grp)
            OR row_number() OVER (PARTITION BY m.id, m.grp, m.result
                                  ORDER BY m.amount_fen DESC NULLS LAST, m.ord) > 1)
@@ -253,9 +264,9 @@ s AS (
 ),
 b AS (
   SELECT s.*,
-    CASE WHEN s.result = 'eligible' AND NOT s.stacked AND s.pool IS NOT NULL
+    CASE WHEN s.result = 'eligible' AND NOT s.stacked AND s.automatic AND s.pool IS NOT NULL
          THEN sum(coalesce(s.amount_fen, 0)) OVER (
-           PARTITION BY s.pool, (s.result = 'eligible' AND NOT s.stacked)
+           PARTITION BY s.pool, (s.result = 'eligible' AND NOT s.stacked AND s.automatic)
            ORDER BY s.id, s.ord ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
     END AS spent
   FROM s
@@ -306,6 +317,7 @@ def run_batch(
     items: Sequence[str],
     remaining: Mapping[str, int],
     prior_groups: Iterable[tuple[str, str]],
+    stacking: bool = True,
 ) -> tuple[duckdb.DuckDBPyConnection, str, dict[str, Any]]:
     """Decide ``items`` over the snapshot: an in-memory DuckDB connection holding the table ``decided``
     (see :func:`decide_sql`), its checksum and summary. The caller closes the connection."""
@@ -318,7 +330,15 @@ def run_batch(
             con.executemany("INSERT INTO prior_groups VALUES (?, ?)", prior)
         con.execute(
             "CREATE TEMP TABLE decided AS "
-            + decide_sql(rules, entity, ref_date, items=items, table=f"snap.{entity}", remaining=remaining)
+            + decide_sql(
+                rules,
+                entity,
+                ref_date,
+                items=items,
+                table=f"snap.{entity}",
+                remaining=remaining,
+                stacking=stacking,
+            )
         )
         checksum_row = con.execute(_checksum_sql("decided")).fetchone()
         checksum = f"{int(checksum_row[0]) if checksum_row else 0:016x}"
@@ -409,5 +429,27 @@ def subject_columns(path: Path, entity: str, subject_id: str, *, with_members: b
                 for r in cursor.fetchall()
             ]
         return out
+    finally:
+        con.close()
+
+
+def prior_path(data_dir: Path, run_id: int) -> Path:
+    """Where a run keeps the stacking state it read (the subjects already granted an item of a group)."""
+    return data_dir / "policy" / "runs" / f"run-{run_id}-prior.parquet"
+
+
+def keep_prior(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    target = _quote(str(path))  # our own file name, quoted
+    con.execute(f"COPY (SELECT * FROM prior_groups ORDER BY id, grp) TO {target} (FORMAT PARQUET)")  # noqa: S608
+
+
+def read_prior(path: Path) -> list[tuple[str, str]]:
+    con = duckdb.connect()
+    try:
+        return [
+            (str(a), str(b))
+            for a, b in con.execute("SELECT id, grp FROM read_parquet(?)", [str(path)]).fetchall()
+        ]
     finally:
         con.close()

@@ -985,8 +985,8 @@ def _new_snapshot_path(data_dir: Path, name: str) -> tuple[Path, str]:
     folder = runs.snapshot_dir(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     relative = f"{name}.duckdb"
-    if (folder / relative).exists():
-        raise Conflict(f"a snapshot file {relative} exists already")
+    # the caller found no snapshot of this name: a file is the orphan of a transaction that failed
+    (folder / relative).unlink(missing_ok=True)
     return folder / relative, relative
 
 
@@ -1148,12 +1148,16 @@ def compute_run(
     _, rules = current_rules(session)
     available = [k for k, i in rules.items.items() if i.spec.entity == data.entity]
     keys = list(data.items) if data.items is not None else available
+    if len(set(keys)) != len(keys):
+        raise InvalidInput("an item is named twice")
     unknown = sorted(set(keys) - set(available))
     if unknown:
         raise InvalidInput(f"not published items for a {data.entity}: {', '.join(unknown)}")
     if not keys:
         raise InvalidInput(f"no published item for a {data.entity}")
     ref_date = data.date or today(clock)
+    # what is read from here on is the state as of `started`: a run approved after it makes this one stale
+    started = clock.now()
     pools, groups = _pools_and_groups(rules, keys)
     remaining = _remaining(session, rules, pools)
     prior = _prior_groups(session, rules, groups)
@@ -1161,7 +1165,6 @@ def compute_run(
         path, rules, data.entity, ref_date, items=keys, remaining=remaining, prior_groups=prior
     )
     digests = dict(repo.published_digests(session))
-    now = clock.now()
     run = PolicyRun(
         entity=data.entity,
         ref_date=ref_date,
@@ -1183,11 +1186,12 @@ def compute_run(
         summary=summary,
         note=data.note,
         created_by=principal.username,
-        created_at=now,
+        created_at=started,
     )
     session.add(run)
     session.flush()
     try:
+        runs.keep_prior(con, runs.prior_path(data_dir, run.id))
         cursor = con.execute(f"SELECT {', '.join(_GRANT_COLUMNS)} FROM decided ORDER BY id, item_id")  # noqa: S608
         while batch := cursor.fetchmany(5000):
             session.execute(
@@ -1234,8 +1238,9 @@ def decide_run(
     session: Session, principal: Principal, run_id: int, decision: RunDecision, *, clock: Clock
 ) -> RunOut:
     """Approve (grants made, notices due) or reject a computed run; never by the officer who computed it.
-    A run is refused if another run for the same entity type was approved after it was computed (its
-    budgets and stacking read a state that no longer holds): compute it again."""
+    An approval is refused when the state the run read no longer holds — another run approved since it
+    was computed, an item of it changed, retired or repealed, or grants made since (fast applications,
+    upheld appeals) that its budgets or stacking did not see: compute it again."""
     principal.require(APPROVE)
     r = repo.run(session, run_id, for_update=True)
     if r is None:
@@ -1247,11 +1252,20 @@ def decide_run(
         raise InvalidInput("say why the run is rejected")
     now = clock.now()
     if decision.approve:
-        later = repo.approved_after(session, r.entity, r.created_at)
+        repo.lock_grants(session)  # approvals, appeals and applications that grant go one at a time
+        later = repo.approved_after(session, r.created_at)
         if later:
             raise Conflict(
                 f"run {later[0].id} was approved after this one was computed; compute this run again"
             )
+        published = repo.published_version_numbers(session)
+        stale = [e["key"] for e in r.rules["items"] if published.get(e["key"]) != int(e["version"])]
+        if stale:
+            raise Conflict(
+                f"{', '.join(stale)} changed, retired or repealed since the run was computed; "
+                "compute it again"
+            )
+        _check_run_still_fits(session, r)
         repo.set_status_on_approval(session, r.id, now)
     r.status = "approved" if decision.approve else "rejected"
     r.decided_by, r.decided_at = principal.username, now
@@ -1259,6 +1273,38 @@ def decide_run(
         r.note = (r.note + "\n" if r.note else "") + decision.note
     _audit(session, principal, f"run.{r.status}", str(r.id), clock, note=decision.note)
     return _run_out(r)
+
+
+def _check_run_still_fits(session: Session, r: PolicyRun) -> None:
+    """Refuse an approval that would overspend a pool, or stack a group, because of grants made since the
+    run was computed."""
+    keys = [e["key"] for e in r.rules["items"]]
+    _, rules = current_rules(session)
+    pools, groups = _pools_and_groups(rules, keys)
+    left = _remaining(session, rules, pools)
+    for pool, pool_keys in pools.items():
+        if repo.proposed_fen(session, r.id, pool_keys) > left[pool]:
+            raise Conflict(f"budget pool {pool} no longer covers this run; compute it again")
+    for group, group_keys in groups.items():
+        if repo.granted_in_group_since(session, r.id, group_keys):
+            raise Conflict(f"benefits of stacking group {group} were granted since; compute the run again")
+
+
+def _check_grantable(session: Session, g: PolicyGrant, amount: int) -> None:
+    """One grant (a fast application, an upheld appeal) within its budget pool and stacking group."""
+    _, rules = current_rules(session)
+    item = rules.items.get(g.item_key)
+    if item is None:
+        raise Conflict(f"{g.item_key} is no longer published")
+    pools, groups = _pools_and_groups(rules, [g.item_key])
+    if item.spec.budget is not None:
+        pool = item.spec.budget.pool
+        if amount > _remaining(session, rules, {pool: pools[pool]})[pool]:
+            raise Conflict("the budget of this benefit is used up")
+    if item.spec.stacking is not None:
+        others = [k for k in groups[item.spec.stacking.group] if k != g.item_key]
+        if any(s == g.subject_id for s, _ in repo.granted_subjects(session, others)):
+            raise Conflict("a benefit of the same stacking group was granted already")
 
 
 def _rules_of_run(session: Session, r: PolicyRun) -> RuleSet:
@@ -1281,8 +1327,8 @@ def _rules_of_run(session: Session, r: PolicyRun) -> RuleSet:
 
 
 def verify_run(session: Session, principal: Principal, run_id: int, *, data_dir: Path) -> dict[str, Any]:
-    """Reproduce a run: the same rule versions over the same snapshot (its digest checked) with the budget
-    and stacking state it recorded; the checksum must match."""
+    """Reproduce a run: the same rule versions (by digest) over the same snapshot (by digest), with the
+    budgets it read and the stacking state it kept (its digest checked); the checksums must match."""
     if not principal.can(APPROVE):
         principal.require(RUN)
     r = repo.run(session, run_id)
@@ -1291,33 +1337,24 @@ def verify_run(session: Session, principal: Principal, run_id: int, *, data_dir:
     snap, path = _snapshot_file(session, r.snapshot["name"], data_dir)
     if snap.digest != r.snapshot["digest"]:
         raise Conflict("the snapshot is not the one the run read")
+    kept = runs.prior_path(data_dir, r.id)
+    if not kept.exists():
+        raise Conflict("the stacking state the run read is not kept any more")
+    prior = runs.read_prior(kept)
+    if _digest(repr(prior)) != r.rules["prior_groups"]["digest"]:
+        raise Conflict("the stacking state kept with the run was changed")
     rules = _rules_of_run(session, r)
-    keys = [e["key"] for e in r.rules["items"]]
-    _, groups = _pools_and_groups(rules, keys)
-    prior = _prior_groups_before(session, groups, r)
     con, checksum, _ = runs.run_batch(
         path,
         rules,
         r.entity,
         r.ref_date,
-        items=keys,
+        items=[e["key"] for e in r.rules["items"]],
         remaining={k: int(v) for k, v in r.rules["budget_left_fen"].items()},
         prior_groups=prior,
     )
     con.close()
     return {"run": r.id, "checksum": r.checksum, "recomputed": checksum, "reproduced": checksum == r.checksum}
-
-
-def _prior_groups_before(
-    session: Session, groups: Mapping[str, list[str]], r: PolicyRun
-) -> list[tuple[str, str]]:
-    """The stacking state a run read: grants of runs approved before it was computed."""
-    out: set[tuple[str, str]] = set()
-    for group, keys in groups.items():
-        out.update(
-            (subject, group) for subject, _ in repo.granted_subjects(session, keys, before=r.created_at)
-        )
-    return sorted(out)
 
 
 def _grant_out(
@@ -1328,6 +1365,7 @@ def _grant_out(
     lang: str,
     ref_date: dt.date,
     application: PolicyApplication | None = None,
+    known: Mapping[str, Any] | None = None,
 ) -> GrantOut:
     item = rules.items[g.item_key]
     conditions = []
@@ -1364,7 +1402,10 @@ def _grant_out(
         conditions=conditions,
         needs=sorted(needs_all.values(), key=lambda n: n.column),
         appeal=appeal.status if appeal else None,
-        asks=[_needed(rules, c, ref_date, lang) for c in sorted(_application_columns(rules, item, g.marks))]
+        asks=[
+            _needed(rules, c, ref_date, lang)
+            for c in sorted(_application_columns(rules, item, g.marks, known))
+        ]
         if g.status == "noticed"
         else [],
         application=application.status if application else None,
@@ -1397,7 +1438,9 @@ def run_grants(
     )
 
 
-def my_grants(session: Session, principal: Principal, *, lang: str = "zh") -> list[GrantOut]:
+def my_grants(
+    session: Session, principal: Principal, *, lang: str = "zh", data_dir: Path | None = None
+) -> list[GrantOut]:
     """The benefits approved runs granted (or noticed) to the person or enterprises the signed-in account
     acts for, by their verified identity, each with its explanation."""
     if principal.account_id is None:
@@ -1412,7 +1455,16 @@ def my_grants(session: Session, principal: Principal, *, lang: str = "zh") -> li
         if r is None:
             continue
         rules = _rules_of_run(session, r)
-        out.append(_grant_out(session, g, rules, appeals.get(g.id), lang, r.ref_date, applications.get(g.id)))
+        known = None
+        if g.status == "noticed" and data_dir is not None:  # ask only for what the shared data lack
+            with contextlib.suppress(NotFound, Conflict):
+                _, path = _snapshot_file(session, r.snapshot["name"], data_dir)
+                known = runs.subject_columns(
+                    path, r.entity, g.subject_id, with_members=bool(rules.aggregates(r.entity))
+                )
+        out.append(
+            _grant_out(session, g, rules, appeals.get(g.id), lang, r.ref_date, applications.get(g.id), known)
+        )
     return out
 
 
@@ -1446,10 +1498,12 @@ def file_appeal(
     session: Session, principal: Principal, grant_id: int, data: AppealWrite, *, clock: Clock
 ) -> AppealOut:
     """A person's or enterprise's objection to an automated decision (PIPL art. 24): an officer reviews
-    the data and the rules and decides. One open appeal per decision."""
+    the data and the rules and decides. One open appeal per decision, and none while a fast application
+    of it waits (its decision is what to appeal then)."""
     g, _ = _own_grant(session, principal, grant_id)
-    earlier = repo.appeals_of_grants(session, [g.id]).get(g.id)
-    if earlier is not None and earlier.status == "open":
+    if g.status == "applied":
+        raise Conflict("your fast application of this benefit waits for its decision; appeal that decision")
+    if repo.open_appeal(session, g.id):
         raise Conflict("an appeal of this decision is open already")
     a = PolicyAppeal(
         grant_id=g.id,
@@ -1477,25 +1531,31 @@ def list_appeals(session: Session, principal: Principal, *, status: str = "") ->
 def decide_appeal(
     session: Session, principal: Principal, appeal_id: int, data: AppealDecision, *, clock: Clock
 ) -> AppealOut:
-    """Uphold (the benefit is granted, at the amount the officer finds due) or dismiss an appeal, with
-    the reasons; the decision is audited and shown to the appellant."""
+    """Uphold (the benefit is granted, at the amount the officer finds due, within its budget pool and
+    stacking group) or dismiss an appeal, with the reasons; audited and shown to the appellant."""
     principal.require(APPROVE)
     a = repo.appeal(session, appeal_id, for_update=True)
     if a is None:
         raise NotFound(f"no appeal {appeal_id}")
     if a.status != "open":
         raise Conflict(f"appeal {appeal_id} was decided already")
+    if a.account_id is not None and a.account_id == principal.account_id:
+        raise Forbidden("an officer does not decide their own appeal")
     g = repo.grant(session, a.grant_id, for_update=True)
     if g is None:
         raise NotFound("the decision appealed is gone")
+    if g.status == "applied":
+        raise Conflict("a fast application of this benefit waits for its decision; decide it first")
     now = clock.now()
-    a.status = "upheld" if data.uphold else "dismissed"
-    a.decision, a.decided_by, a.decided_at = data.decision, principal.username, now
     if data.uphold:
         amount = data.amount_fen if data.amount_fen is not None else g.amount_fen
         if amount is None:
             raise InvalidInput("give the amount due (the rules computed none for this decision)")
+        repo.lock_grants(session)
+        _check_grantable(session, g, amount - (g.amount_fen or 0) if g.status == "granted" else amount)
         g.status, g.amount_fen, g.decided_at = "granted", amount, now
+    a.status = "upheld" if data.uphold else "dismissed"
+    a.decision, a.decided_by, a.decided_at = data.decision, principal.username, now
     _audit(session, principal, f"appeal.{a.status}", str(a.id), clock, grant=g.id, amount_fen=g.amount_fen)
     return _appeal_out(a, g)
 
@@ -1526,7 +1586,7 @@ def simulate(
     ref_date = data.date or today(clock)
     keys = [draft_id] + ([spec.id] if spec.id in published.items else [])
     con, _, summary = runs.run_batch(
-        path, rules, spec.entity, ref_date, items=keys, remaining={}, prior_groups=()
+        path, rules, spec.entity, ref_date, items=keys, remaining={}, prior_groups=(), stacking=False
     )
     con.close()
 
@@ -1825,18 +1885,23 @@ def draft_aid(
 # --- fast applications (直达快享) ------------------------------------------------------------------------
 
 
-def _application_columns(rules: RuleSet, item: CheckedItem, marks: str) -> set[str]:
-    """What a fast application may supply: the facts the decision lacked, and the facts of the item that
-    only the applicant can prove."""
-    allowed = {
-        c
-        for _, outcome, columns in runs.explain_marks(rules, item, marks)
-        if outcome == "unknown"
-        for c in columns
-    }
+def _application_columns(
+    rules: RuleSet, item: CheckedItem, marks: str, known: Mapping[str, Any] | None = None
+) -> set[str]:
+    """What a fast application may supply: the given facts an undetermined condition reads that the
+    shared data lack (``known``: the snapshot's facts; a value held there is never replaced), and the facts
+    of the item only the applicant can prove. Aggregates over members are not asked."""
+    allowed = set()
+    for _, outcome, columns in runs.explain_marks(rules, item, marks):
+        if outcome != "unknown":
+            continue
+        for c in columns:
+            var = rules.variables.get(c.split("__p")[0])
+            if var is not None and var.given and (known is None or known.get(c) is None):
+                allowed.add(c)
     for ref in item.refs:
         var = rules.variables.get(ref.name)
-        if var is not None and var.proof is not None and var.proof.kind == "applicant":
+        if var is not None and var.given and var.proof is not None and var.proof.kind == "applicant":
             allowed.add(ref.column)
     return allowed
 
@@ -1876,18 +1941,19 @@ def apply_fast(
     g, r = _own_grant(session, principal, grant_id)
     if g.status != "noticed":
         raise Conflict("only a benefit noticed for a fast application is applied for")
+    if repo.open_appeal(session, g.id):
+        raise Conflict("your appeal of this benefit waits for its decision")
     rules = _rules_of_run(session, r)
     item = rules.items[g.item_key]
-    allowed = _application_columns(rules, item, g.marks)
-    extra = sorted(set(data.facts) - allowed)
-    if extra:
-        raise InvalidInput(
-            f"these facts are not asked for: {', '.join(extra)}; asked: {', '.join(sorted(allowed))}"
-        )
     _, path = _snapshot_file(session, r.snapshot["name"], data_dir)
     known = runs.subject_columns(path, r.entity, g.subject_id, with_members=bool(rules.aggregates(r.entity)))
     if known is None:
         raise Conflict("the snapshot no longer holds your data; ask the department")
+    allowed = _application_columns(rules, item, g.marks, known)
+    extra = sorted(set(data.facts) - allowed)
+    if extra:
+        asked = ", ".join(sorted(allowed)) or "nothing"
+        raise InvalidInput(f"these facts are not asked for: {', '.join(extra)}; asked: {asked}")
     merged = {**known, **data.facts}
     try:
         decision = _CACHE.matcher("run:" + str(r.id), rules, r.ref_date).evaluate(
@@ -1945,34 +2011,26 @@ def decide_application(
     session: Session, principal: Principal, application_id: int, data: ApplicationDecision, *, clock: Clock
 ) -> ApplicationOut:
     """Grant (the supplied facts verified; the item's budget pool and stacking group still allow it) or
-    refuse (with reasons) a fast application."""
+    refuse (with reasons) a fast application; not by its applicant."""
     principal.require(APPROVE)
     a = repo.application(session, application_id, for_update=True)
     if a is None:
         raise NotFound(f"no application {application_id}")
     if a.status != "submitted":
         raise Conflict(f"application {application_id} was decided already")
+    if a.account_id is not None and a.account_id == principal.account_id:
+        raise Forbidden("an officer does not decide their own application")
     g = repo.grant(session, a.grant_id, for_update=True)
-    r = repo.run(session, g.run_id) if g is not None else None
-    if g is None or r is None:
+    if g is None:
         raise NotFound("the benefit applied for is gone")
+    if g.status != "applied":
+        raise Conflict("the benefit is no longer waiting for this application")
     if not data.approve and not data.decision:
         raise InvalidInput("say why the application is refused")
     now = clock.now()
     if data.approve:
-        rules = _rules_of_run(session, r)
-        spec = rules.items[g.item_key].spec
-        pools, groups = _pools_and_groups(rules, [g.item_key])
-        if spec.budget is not None:
-            left = spec.budget.total_fen - repo.granted_fen(
-                session, pools.get(spec.budget.pool, [g.item_key])
-            )
-            if (a.amount_fen or 0) > left:
-                raise Conflict("the budget of this benefit is used up")
-        if spec.stacking is not None:
-            others = [k for k in groups.get(spec.stacking.group, []) if k != g.item_key]
-            if any(s == g.subject_id for s, _ in repo.granted_subjects(session, others)):
-                raise Conflict("a benefit of the same stacking group was granted already")
+        repo.lock_grants(session)
+        _check_grantable(session, g, a.amount_fen or 0)
         g.status, g.amount_fen, g.decided_at = "granted", a.amount_fen, now
         a.status = "approved"
     else:

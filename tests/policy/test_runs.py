@@ -106,6 +106,34 @@ def _facts(path: Path, entity: str, ids: list[str]) -> dict[str, dict[str, Any]]
         con.close()
 
 
+def _approved_run(client: httpx.Client, officers: dict[str, H], snapshot: str) -> dict[str, Any]:
+    """A run of the person items over ``snapshot``, computed by one officer and approved by the other."""
+    run: dict[str, Any] = client.post(
+        "/api/v1/policy/runs",
+        json={"entity": "person", "snapshot": snapshot, "date": DATE},
+        headers=officers["officer"],
+    ).json()
+    approved = client.post(
+        f"/api/v1/policy/runs/{run['id']}/decision", json={"approve": True}, headers=officers["approver"]
+    )
+    assert approved.status_code == 200, approved.text
+    return run
+
+
+def _link(session: Session, clock: FixedClock, username: str, subject_id: str) -> None:
+    """A citizen account whose verified profile carries the keyed digest the snapshot's ids are."""
+    person = make_account(session, clock, username, [])
+    session.add(
+        Profile(
+            kind="person",
+            subject_digest=subject_id,
+            owner_account_id=person.account_id,
+            created_at=clock.now(),
+        )
+    )
+    session.commit()
+
+
 def test_a_run_is_computed_approved_by_another_officer_and_reproduced(
     client: httpx.Client, officers: dict[str, H], city: tuple[str, Path], session: Session, clock: FixedClock
 ) -> None:
@@ -221,14 +249,7 @@ def test_a_person_sees_the_explanation_of_their_benefit_and_appeals(
     clock: FixedClock,
 ) -> None:
     name, _ = city
-    run = client.post(
-        "/api/v1/policy/runs",
-        json={"entity": "person", "snapshot": name, "date": DATE},
-        headers=officers["officer"],
-    ).json()
-    client.post(
-        f"/api/v1/policy/runs/{run['id']}/decision", json={"approve": True}, headers=officers["approver"]
-    )
+    run = _approved_run(client, officers, name)
     noticed = session.scalars(
         select(PolicyGrant).where(
             PolicyGrant.run_id == run["id"],
@@ -237,16 +258,7 @@ def test_a_person_sees_the_explanation_of_their_benefit_and_appeals(
         )
     ).first()
     assert noticed is not None
-    # the person's verified profile carries the keyed digest the snapshot's ids are
-    citizen = make_account(session, clock, "old.wang", [])
-    session.add(
-        Profile(
-            kind="person",
-            subject_digest=noticed.subject_id,
-            owner_account_id=citizen.account_id,
-            created_at=clock.now(),
-        )
-    )
+    _link(session, clock, "old.wang", noticed.subject_id)
     make_account(session, clock, "someone.else", [])
     session.commit()
     me = bearer(client, "old.wang")
@@ -393,14 +405,7 @@ def test_a_fast_application_supplies_only_what_the_shared_data_lack(
     clock: FixedClock,
 ) -> None:
     name, _ = city
-    run = client.post(
-        "/api/v1/policy/runs",
-        json={"entity": "person", "snapshot": name, "date": DATE},
-        headers=officers["officer"],
-    ).json()
-    client.post(
-        f"/api/v1/policy/runs/{run['id']}/decision", json={"approve": True}, headers=officers["approver"]
-    )
+    run = _approved_run(client, officers, name)
     noticed = session.scalars(
         select(PolicyGrant).where(
             PolicyGrant.run_id == run["id"],
@@ -410,16 +415,7 @@ def test_a_fast_application_supplies_only_what_the_shared_data_lack(
         )
     ).first()
     assert noticed is not None
-    person = make_account(session, clock, "old.qian", [])
-    session.add(
-        Profile(
-            kind="person",
-            subject_digest=noticed.subject_id,
-            owner_account_id=person.account_id,
-            created_at=clock.now(),
-        )
-    )
-    session.commit()
+    _link(session, clock, "old.qian", noticed.subject_id)
     me = bearer(client, "old.qian")
     grant = next(
         g for g in client.get("/api/v1/policy/me/grants", headers=me).json() if g["id"] == noticed.id

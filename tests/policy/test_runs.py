@@ -361,7 +361,7 @@ def test_simulation_shows_who_qualifies_and_the_cost_before_publishing(
 
 
 def test_a_household_run_reads_the_members(
-    client: httpx.Client, officers: dict[str, H], city: tuple[str, Path], session: Session
+    client: httpx.Client, officers: dict[str, H], city: tuple[str, Path], session: Session, clock: FixedClock
 ) -> None:
     name, path = city
     made = client.post(
@@ -393,8 +393,22 @@ def test_a_household_run_reads_the_members(
                 "household", {"household_region": region[0] if region else None, "members": members}
             )[0]
             assert (decided.result, decided.amount_fen, decided.marks) == (g.result, g.amount_fen, g.marks)
+        member = con.execute(
+            "SELECT id FROM person WHERE household_id = ? LIMIT 1", [stored[0].subject_id]
+        ).fetchone()
     finally:
         con.close()
+    # approved, a member of a household sees its benefit (found through the snapshot's membership)
+    approved = client.post(
+        f"/api/v1/policy/runs/{run['id']}/decision", json={"approve": True}, headers=officers["approver"]
+    )
+    assert approved.status_code == 200
+    assert member is not None
+    _link(session, clock, "member.zhou", member[0])
+    me = bearer(client, "member.zhou")
+    mine = client.get("/api/v1/policy/me/grants", headers=me).json()
+    assert stored[0].id in [g["id"] for g in mine]
+    assert next(g for g in mine if g["id"] == stored[0].id)["item_key"] == "household-hardship-grant"
 
 
 def test_a_fast_application_supplies_only_what_the_shared_data_lack(

@@ -358,6 +358,7 @@ def my_grants(request: Request, session: DbSession, principal: Holder) -> list[G
 
 @router.post("/me/grants/{grant_id}/appeal", status_code=201)
 def file_appeal(
+    request: Request,
     grant_id: Annotated[int, Path(ge=1)],
     body: AppealWrite,
     session: DbSession,
@@ -365,7 +366,7 @@ def file_appeal(
     clock: ClockDep,
 ) -> AppealOut:
     """Object to an automated decision (PIPL art. 24); an officer reviews it."""
-    return service.file_appeal(session, principal, grant_id, body, clock=clock)
+    return service.file_appeal(session, principal, grant_id, body, clock=clock, data_dir=_data_dir(request))
 
 
 @router.get("/appeals")

@@ -363,6 +363,7 @@ def appeal_page(
             grant_id,
             AppealWrite(reason=reason if isinstance(reason, str) else ""),
             clock=clock,
+            data_dir=_data_dir(request),
         )
     except ValidationError:
         msg = lang.gettext("Say in a few words why you disagree (at least 5 characters).")

@@ -504,3 +504,14 @@ def applications_of_grants(session: Session, grant_ids: Sequence[int]) -> dict[i
         .order_by(PolicyApplication.id)
     )
     return {a.grant_id: a for a in rows}  # the latest of each
+
+
+def snapshots_of_approved_runs(session: Session, entity: str) -> list[str]:
+    """Names of the snapshots approved runs of ``entity`` read."""
+    rows = session.execute(
+        select(PolicySnapshot.name)
+        .join(PolicyRun, PolicyRun.snapshot_id == PolicySnapshot.id)
+        .where(PolicyRun.entity == entity, PolicyRun.status == "approved")
+        .distinct()
+    )
+    return [r[0] for r in rows]

@@ -453,3 +453,38 @@ def read_prior(path: Path) -> list[tuple[str, str]]:
         ]
     finally:
         con.close()
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def cached_digest(path: Path) -> str:
+    """A file's SHA-256, computed again only when its size or modification time changed (a snapshot of a
+    city is gigabytes; reading it on every request is not an option)."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    found = _DIGESTS.get(key)
+    if found is None:
+        found = _DIGESTS[key] = file_digest(path)
+    return found
+
+
+def households_of(path: Path, persons: Sequence[str]) -> set[str]:
+    """The households (ids) these persons belong to in a snapshot; none if it has no membership."""
+    con = _connect(path)
+    try:
+        has = con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'person' AND column_name = ?",
+            [engine.HOUSEHOLD_ID],
+        ).fetchone()
+        if not has or not has[0]:
+            return set()
+        marks = ", ".join("?" for _ in persons)
+        query = (
+            "SELECT DISTINCT CAST(household_id AS VARCHAR) FROM person "  # noqa: S608 - placeholders only
+            f"WHERE CAST(id AS VARCHAR) IN ({marks})"
+        )
+        rows = con.execute(query, list(persons)).fetchall()
+        return {r[0] for r in rows if r[0] is not None}
+    finally:
+        con.close()

@@ -1067,7 +1067,7 @@ def _snapshot_file(session: Session, name: str, data_dir: Path) -> tuple[PolicyS
     path = runs.snapshot_dir(data_dir) / snap.path
     if not path.exists():
         raise Conflict(f"the file of snapshot {name!r} is missing")
-    if runs.file_digest(path) != snap.digest:
+    if runs.cached_digest(path) != snap.digest:
         raise Conflict(f"the file of snapshot {name!r} changed since it was registered; it is not used")
     return snap, path
 
@@ -1443,10 +1443,7 @@ def my_grants(
 ) -> list[GrantOut]:
     """The benefits approved runs granted (or noticed) to the person or enterprises the signed-in account
     acts for, by their verified identity, each with its explanation."""
-    if principal.account_id is None:
-        raise Unauthenticated("sign in to see your benefits")
-    subjects = [digest for _, digest in intake.verified_subjects(session, principal.account_id)]
-    rows = repo.grants_of_subjects(session, subjects)
+    rows = repo.grants_of_subjects(session, sorted(_my_subjects(session, principal, data_dir)))
     appeals = repo.appeals_of_grants(session, [g.id for g in rows])
     applications = repo.applications_of_grants(session, [g.id for g in rows])
     out = []
@@ -1468,12 +1465,28 @@ def my_grants(
     return out
 
 
-def _own_grant(session: Session, principal: Principal, grant_id: int) -> tuple[PolicyGrant, PolicyRun]:
+def _my_subjects(session: Session, principal: Principal, data_dir: Path | None) -> set[str]:
+    """The subjects the signed-in account may see the benefits of: its verified person and enterprises,
+    and (with ``data_dir``) the households its person belongs to in the snapshots of approved runs."""
+    if principal.account_id is None:
+        raise Unauthenticated("sign in to see your benefits")
+    verified = intake.verified_subjects(session, principal.account_id)
+    subjects = {digest for _, digest in verified}
+    persons = [digest for kind, digest in verified if kind == "person"]
+    if persons and data_dir is not None:
+        for name in repo.snapshots_of_approved_runs(session, "household"):
+            with contextlib.suppress(NotFound, Conflict):  # a snapshot gone: its households are not found
+                _, path = _snapshot_file(session, name, data_dir)
+                subjects |= runs.households_of(path, persons)
+    return subjects
+
+
+def _own_grant(
+    session: Session, principal: Principal, grant_id: int, data_dir: Path | None = None
+) -> tuple[PolicyGrant, PolicyRun]:
     g = repo.grant(session, grant_id, for_update=True)
     r = repo.run(session, g.run_id) if g is not None else None
-    if principal.account_id is None:
-        raise Unauthenticated("sign in to appeal")
-    subjects = {digest for _, digest in intake.verified_subjects(session, principal.account_id)}
+    subjects = _my_subjects(session, principal, data_dir)
     if g is None or r is None or r.status != "approved" or g.subject_id not in subjects:
         raise NotFound(f"no benefit {grant_id} of yours")
     return g, r
@@ -1495,12 +1508,18 @@ def _appeal_out(a: PolicyAppeal, g: PolicyGrant) -> AppealOut:
 
 
 def file_appeal(
-    session: Session, principal: Principal, grant_id: int, data: AppealWrite, *, clock: Clock
+    session: Session,
+    principal: Principal,
+    grant_id: int,
+    data: AppealWrite,
+    *,
+    clock: Clock,
+    data_dir: Path | None = None,
 ) -> AppealOut:
     """A person's or enterprise's objection to an automated decision (PIPL art. 24): an officer reviews
     the data and the rules and decides. One open appeal per decision, and none while a fast application
     of it waits (its decision is what to appeal then)."""
-    g, _ = _own_grant(session, principal, grant_id)
+    g, _ = _own_grant(session, principal, grant_id, data_dir)
     if g.status == "applied":
         raise Conflict("your fast application of this benefit waits for its decision; appeal that decision")
     if repo.open_appeal(session, g.id):
@@ -1938,7 +1957,7 @@ def apply_fast(
     decide again on the snapshot's facts and these. Eligible: the application waits for an officer to
     verify the supplied facts. Otherwise it is refused at once with the conditions that still fail or lack
     data."""
-    g, r = _own_grant(session, principal, grant_id)
+    g, r = _own_grant(session, principal, grant_id, data_dir)
     if g.status != "noticed":
         raise Conflict("only a benefit noticed for a fast application is applied for")
     if repo.open_appeal(session, g.id):

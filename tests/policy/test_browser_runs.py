@@ -94,6 +94,21 @@ def test_a_run_its_benefit_and_an_appeal_in_the_browser(
         staff.goto(f"{base_url}/staff/policies/appeals")
         expect(staff.locator("main")).to_contain_text("我的户籍信息里有出生日期")
         assert _axe(staff) == []
+
+        # 推演 of the published allowance, then the drafter's desk, each checked by axe
+        staff.goto(f"{base_url}/staff/policies/simulate?item=elderly-allowance")
+        staff.select_option("#sim-snapshot", name)
+        staff.fill("#sim-date", "2026-03-02")
+        staff.locator("form.policy-form button[type=submit]").click()
+        expect(staff.locator("#sim-draft")).to_be_visible()
+        assert _axe(staff) == []
+        drafter = contexts[0].new_page()
+        contexts[0].clear_cookies()
+        _sign_in(drafter, base_url, "policy.editor", "/staff/policies/draft")
+        drafter.fill("#d-text", "第二条 本市户籍、年满80周岁的老年人可享受高龄津贴。每人每月100元。")
+        drafter.locator("form.policy-form button[type=submit]").click()
+        expect(drafter.locator('tr[data-kind="age_min"]')).to_be_visible()
+        assert _axe(drafter) == []
         assert client.get("/api/v1/policy/appeals", headers=approver).json()[0]["status"] == "open"
     finally:
         for c in contexts:

@@ -7,14 +7,17 @@ from __future__ import annotations
 import html
 import re
 import uuid
+from urllib.parse import quote
 
 import httpx
+import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.conftest import csrf, make_account, staff_login
 from tongban.core.clock import FixedClock
 from tongban.intake.models import Profile
+from tongban.policy import demo
 from tongban.policy.models import PolicyGrant
 
 DATE = "2026-03-02"
@@ -193,3 +196,33 @@ def test_a_simulation_from_the_page(
             data={"csrf_token": token, "source": "id: [", "snapshot": name, "date": DATE},
         )
         assert bad.status_code == 422
+
+
+def test_the_drafters_desk_finds_a_repeated_text_and_an_overlapping_item(
+    base_url: str, session: Session, clock: FixedClock, library: None
+) -> None:
+    with _client(base_url) as anonymous:
+        assert anonymous.get("/staff/policies/draft").status_code == 303  # sign in first
+    with _client(base_url) as editor:
+        staff_login(editor, "policy.editor")
+        form = editor.get("/staff/policies/draft")
+        assert form.status_code == 200
+        doc = editor.get("/api/v1/policy/documents/" + quote("示范市民发〔2026〕7号", safe="")).json()
+        planted = yaml.safe_load(next(s for s in demo.item_sources() if "elderly-allowance" in s))
+        planted["id"] = "longevity-bonus"
+        done = editor.post(
+            "/staff/policies/draft",
+            data={
+                "csrf_token": csrf(form.text),
+                "text": "（征求意见稿）" + doc["body"],
+                "item": yaml.safe_dump(planted, allow_unicode=True),
+            },
+        )
+        assert done.status_code == 200, done.text
+        assert 'data-code="示范市民发〔2026〕7号"' in done.text
+        assert 'data-overlap="elderly-allowance"' in done.text
+        assert 'data-kind="age_min"' in done.text
+        empty = editor.post(
+            "/staff/policies/draft", data={"csrf_token": csrf(form.text), "text": " ", "item": ""}
+        )
+        assert empty.status_code == 422

@@ -34,15 +34,18 @@ from tongban.core.http import (
     require,
 )
 from tongban.core.i18n import Language
+from tongban.core.llm import get_chat_model
 from tongban.policy import service
 from tongban.policy.schemas import (
     AppealDecision,
     AppealWrite,
     ApplicationDecision,
+    DraftWrite,
     FastApplicationWrite,
     FieldOut,
     Level,
     MatchRequest,
+    OverlapRequest,
     RunDecision,
     RunWrite,
     SimulationWrite,
@@ -812,3 +815,77 @@ def simulate_page(
     return _simulate_page(
         request, session, lang, principal, source=texts[0], snapshot=texts[1], date=texts[2], result=result
     )
+
+
+# --- the drafter's desk: drafting aid and overlap report --------------------------------------------------
+
+Editor = Annotated[auth.Principal, Depends(require(service.EDIT))]
+
+
+def _draft_page(
+    request: Request,
+    session: DbSession,
+    lang: Language,
+    principal: auth.Principal,
+    *,
+    text: str = "",
+    item: str = "",
+    aid: Any = None,
+    report: Any = None,
+    problems: list[str] | None = None,
+    status: int = 200,
+) -> Response:
+    return render_page(
+        request,
+        lang,
+        "policy/draft.html",
+        {
+            "text": text,
+            "item": item,
+            "aid": aid,
+            "report": report,
+            "problems": problems or [],
+            "yuan": yuan,
+            **_words(lang),
+        },
+        status=status,
+    )
+
+
+@router.get(STAFF + "/draft")
+def draft_form(request: Request, session: DbSession, lang: LanguageDep, principal: Editor) -> Response:
+    """The drafter's desk: a policy text's candidate thresholds and amounts, the library's documents it
+    repeats, and the published items a proposed item's rules overlap — before publishing."""
+    return _draft_page(request, session, lang, principal)
+
+
+@router.post(STAFF + "/draft", dependencies=[Depends(csrf_form)])
+def draft_check(
+    request: Request, session: DbSession, lang: LanguageDep, principal: Editor, form: Posted
+) -> Response:
+    text, item = (v if isinstance(v, str) else "" for v in (form.get("text"), form.get("item")))
+    if not text.strip() and not item.strip():
+        msg = lang.gettext("Give the draft's text, an item's rules, or both.")
+        return _draft_page(request, session, lang, principal, problems=[msg], status=422)
+    try:
+        aid = (
+            service.draft_aid(
+                session,
+                principal,
+                DraftWrite(text=text),
+                model=get_chat_model(request.app.state.runtime.settings),
+            )
+            if text.strip()
+            else None
+        )
+        report = service.overlap_report(session, principal, OverlapRequest(text=text, item=item))
+    except ValidationError:
+        msg = lang.gettext("The text is too long.")
+        return _draft_page(
+            request, session, lang, principal, text=text, item=item, problems=[msg], status=422
+        )
+    except DomainError as exc:
+        return _draft_page(
+            request, session, lang, principal, text=text, item=item, problems=[exc.detail], status=exc.status
+        )
+    return _draft_page(request, session, lang, principal, text=text, item=item, aid=aid, report=report)

@@ -882,15 +882,6 @@ def facts_from_columns(
     return facts
 
 
-def require_editor(principal: Principal) -> None:
-    if not principal.can(EDIT):
-        raise Forbidden(f"your account lacks the permission {EDIT!r}")
-
-
-def item_keys(session: Session) -> Sequence[str]:
-    return [k for k, _ in repo.published_digests(session)]
-
-
 # --- the overlap check ---------------------------------------------------------------------------------
 
 _INDEX_LOCK = threading.Lock()

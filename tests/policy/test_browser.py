@@ -90,5 +90,22 @@ def test_the_calculator_explains_a_person_s_and_an_enterprise_s_benefits(
             "you provide it" if english else "由您提供"
         )
         assert _axe(page) == []
+
+        # a household of two, one member's income not known: undetermined, naming the members' income
+        page.goto(f"{base_url}/policies/calculator?entity=household")
+        page.fill("#f-household_region", "110105")
+        page.fill("#f-m1-birth_date", "1940-02-01")
+        page.fill("#f-m1-monthly_income", "1200")
+        page.fill("#f-m2-birth_date", "1945-07-09")
+        page.locator("form.policy-form button[type=submit]").click()
+        grant = page.locator("#item-household-hardship-grant")
+        expect(grant.locator(".verdict")).to_contain_text("Not decided yet" if english else "暂无法确定")
+        expect(grant.locator('tr[data-condition="low_income"] .needs')).to_contain_text(
+            "Members' income last month" if english else "家庭成员上月收入合计"
+        )
+        page.fill("#f-m2-monthly_income", "900")
+        page.locator("form.policy-form button[type=submit]").click()
+        expect(grant.locator(".verdict")).to_contain_text("900.00")  # 500 yuan + 200 for each member over 70
+        assert _axe(page) == []
     finally:
         context.close()

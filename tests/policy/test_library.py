@@ -211,6 +211,8 @@ def test_the_calculator_explains_every_condition_and_names_the_missing_data(
     fields = client.get("/api/v1/policy/calculator/enterprise").json()
     columns = [f["column"] for f in fields]
     assert "si_paid__p5" in columns
+    household = [f["column"] for f in client.get("/api/v1/policy/calculator/household").json()]
+    assert household == ["household_region"]  # the aggregates are asked per member, not given
     assert "size_class" not in columns
 
 

@@ -55,7 +55,9 @@ from tongban.policy.schemas import (
 router = APIRouter(include_in_schema=False)
 Anyone = Annotated[auth.Principal, Depends(public_with_principal)]
 Asking = Annotated[auth.Principal, Depends(public_writing)]
-ENTITIES = ("person", "enterprise")
+ENTITIES = ("person", "household", "enterprise")
+#: The most members a household's form takes.
+MAX_MEMBERS = 10
 CALCULATOR = "/policies/calculator"
 
 
@@ -230,22 +232,36 @@ def _calculator(
     clock: Any,
     entity: str,
     posted: dict[str, str] | None = None,
+    members: int = 2,
 ) -> Response:
     fields = service.calculator_fields(session, entity, clock=clock, lang=_lang_code(lang))
+    member_fields = service.member_fields(session, entity, clock=clock, lang=_lang_code(lang))
     problems: list[dict[str, str]] = []
     result = None
     status = 200
-    if posted is not None:
-        facts_columns: dict[str, Any] = {}
-        for f in fields:
-            value, problem = _parse(f, posted.get(f.column, ""), lang)
+
+    def read(prefix: str, items: list[FieldOut]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in items:
+            value, problem = _parse(f, (posted or {}).get(prefix + f.column, ""), lang)
             if problem:
-                problems.append({"target": f"f-{f.column}", "message": f"{f.label}: {problem}"})
+                problems.append({"target": f"f-{prefix}{f.column}", "message": f"{f.label}: {problem}"})
             elif value is not None:
-                facts_columns[f.column] = value
+                out[f.column] = value
+        return out
+
+    if posted is not None:
+        facts_columns = read("", fields)
+        member_columns = (
+            [read(f"m{i}-", member_fields) for i in range(1, members + 1)] if member_fields else []
+        )
         if not problems:
             try:
                 facts = service.facts_from_columns(session, entity, facts_columns, clock=clock)
+                if member_fields:
+                    facts["members"] = [
+                        service.facts_from_columns(session, "person", m, clock=clock) for m in member_columns
+                    ]
                 result = service.match(
                     session,
                     MatchRequest(entity=entity, facts=facts),
@@ -264,6 +280,8 @@ def _calculator(
             "entity": entity,
             "entities": ENTITIES,
             "fields": fields,
+            "member_fields": member_fields,
+            "members": members,
             "posted": posted or {},
             "problems": problems,
             "result": result,
@@ -281,10 +299,11 @@ def calculator(
     lang: LanguageDep,
     principal: Anyone,
     clock: ClockDep,
-    entity: Annotated[str, Query(pattern="^(person|enterprise)$")] = "person",
+    entity: Annotated[str, Query(pattern="^(person|household|enterprise)$")] = "person",
+    members: Annotated[int, Query(ge=0, le=MAX_MEMBERS)] = 2,
 ) -> Response:
-    """The policy calculator's form for a person or an enterprise."""
-    return _calculator(request, session, lang, clock, entity)
+    """The policy calculator's form for a person, a household (with its members) or an enterprise."""
+    return _calculator(request, session, lang, clock, entity, members=members)
 
 
 @router.post(CALCULATOR, dependencies=[Depends(csrf_form)])
@@ -301,7 +320,9 @@ def calculate(
     if entity not in ENTITIES:
         entity = "person"
     posted = {k: v for k, v in form.items() if isinstance(v, str)}
-    return _calculator(request, session, lang, clock, str(entity), posted)
+    raw = posted.get("members", "")
+    members = int(raw) if raw.isdigit() and int(raw) <= MAX_MEMBERS else 0
+    return _calculator(request, session, lang, clock, str(entity), posted, members=members)
 
 
 # --- my benefits, inbox and subscriptions ----------------------------------------------------------------

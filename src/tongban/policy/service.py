@@ -828,33 +828,50 @@ def match(session: Session, request: MatchRequest, *, clock: Clock, lang: str = 
 
 
 def calculator_fields(session: Session, entity: str, *, clock: Clock, lang: str = "zh") -> list[FieldOut]:
-    """The facts the published items for ``entity`` read (derived variables expanded to what they read),
-    one field per period for a variable with periods: the calculator's form."""
+    """The facts the published items for ``entity`` read (derived variables expanded to what they read;
+    a household's aggregates are asked per member, see :func:`member_fields`), one field per period for a
+    variable with periods: the calculator's form."""
     _, rules = current_rules(session)
-    ref_date = today(clock)
-    derived = {v.name: e for v, e in rules.derived(entity)}
     columns: set[str] = set()
-
-    def add(refs: Any) -> None:
-        for r in refs:
-            if r.name in derived:
-                add(derived[r.name].refs)
-            else:
-                columns.add(r.column)
-
     for item in rules.items.values():
         if item.spec.entity == entity:
-            add(item.refs)
+            columns |= _given_columns(rules, entity, item.refs)
+    return _fields(rules, columns, today(clock), lang)
+
+
+def member_fields(session: Session, entity: str, *, clock: Clock, lang: str = "zh") -> list[FieldOut]:
+    """The facts of each member a household's aggregates read (none for other entity types)."""
+    _, rules = current_rules(session)
+    columns: set[str] = set()
+    for _, where, of in rules.aggregates(entity):
+        for expression in (where, of):
+            if expression is not None:
+                columns |= _given_columns(rules, "person", expression.refs)
+    return _fields(rules, columns, today(clock), lang)
+
+
+def _given_columns(rules: RuleSet, entity: str, refs: Any) -> set[str]:
+    """The given columns behind ``refs``: derived variables expanded, aggregates left out."""
+    derived = {v.name: e for v, e in rules.derived(entity)}
+    out: set[str] = set()
+    for r in refs:
+        if r.name in derived:
+            out |= _given_columns(rules, entity, derived[r.name].refs)
+        elif rules.variables[r.name].given:
+            out.add(r.column)
+    return out
+
+
+def _fields(rules: RuleSet, columns: set[str], ref_date: dt.date, lang: str) -> list[FieldOut]:
     fields = []
     for column in sorted(columns, key=lambda c: (list(rules.variables).index(c.split("__p")[0]), c)):
         n = _needed(rules, column, ref_date, lang)
-        var = rules.variables[n.variable]
         fields.append(
             FieldOut(
                 column=column,
                 variable=n.variable,
                 label=n.label,
-                kind=var.kind,
+                kind=rules.variables[n.variable].kind,
                 period=n.period,
                 proof=n.proof,
                 proof_kind=n.proof_kind,

@@ -22,6 +22,7 @@ import anyio
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.datastructures import FormData
 
 from tongban.core import auth
 from tongban.core.clock import Clock
@@ -216,6 +217,16 @@ def _csrf_valid(request: Request, presented: str | None) -> bool:
         return False
     expected = hmac.new(runtime(request).secret.encode(), cookie.encode(), hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, presented)
+
+
+async def posted_form(request: Request) -> AsyncIterator[FormData]:
+    """The posted form, read once (with ``csrf_form``) and closed after the request (its uploaded files'
+    temporary copies removed): a page's ``Depends(posted_form)``."""
+    form = await request.form()
+    try:
+        yield form
+    finally:
+        await form.close()
 
 
 async def csrf_form(request: Request) -> None:

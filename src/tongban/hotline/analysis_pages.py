@@ -15,7 +15,7 @@ import csv
 import datetime as dt
 import io
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -31,7 +31,7 @@ from starlette.datastructures import FormData
 from tongban.core import auth, charts
 from tongban.core.clock import Clock
 from tongban.core.errors import DomainError, InvalidInput
-from tongban.core.http import ClockDep, DbSession, LanguageDep, csrf_form, render_page, require
+from tongban.core.http import ClockDep, DbSession, LanguageDep, csrf_form, posted_form, render_page, require
 from tongban.core.i18n import Language
 from tongban.core.messages import N_
 from tongban.hotline import analysis, service
@@ -735,14 +735,6 @@ def index_csv(
 
 
 # --- compute now -----------------------------------------------------------------------------------------
-
-
-async def posted_form(request: Request) -> AsyncIterator[FormData]:
-    form = await request.form()
-    try:
-        yield form
-    finally:
-        await form.close()
 
 
 Posted = Annotated[FormData, Depends(posted_form)]

@@ -26,7 +26,7 @@ import hmac
 import math
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -50,6 +50,7 @@ from tongban.core.http import (
     SealerDep,
     csrf_form,
     own_records,
+    posted_form,
     public_with_principal,
     public_writing,
     render_page,
@@ -163,15 +164,6 @@ KNOWLEDGE_REASON_TEXT = {
     "no_support": N_("Nothing in the knowledge hub answers this question."),
     "not_asked": N_("The ticket is with a unit: ask the knowledge hub a question below if it helps."),
 }
-
-
-async def posted_form(request: Request) -> AsyncIterator[FormData]:
-    """The posted form (read once, with ``csrf_form``)."""
-    form = await request.form()
-    try:
-        yield form
-    finally:
-        await form.close()
 
 
 Posted = Annotated[FormData, Depends(posted_form)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any
@@ -37,6 +37,7 @@ from tongban.core.http import (
     SealerDep,
     csrf_form,
     own_records,
+    posted_form,
     render_page,
     require,
 )
@@ -61,15 +62,6 @@ Supervisor = Annotated[auth.Principal, Depends(require(service.MONITOR))]
 FieldType = formdef.FieldType
 RUNNING = ("submitted", "in_progress", "supplement_requested")
 LEVELS = ("red", "yellow", "green", "paused", "unknown")
-
-
-async def posted_form(request: Request) -> AsyncIterator[FormData]:
-    """The posted form (read once, with ``csrf_form``); its files are closed after the response."""
-    form = await request.form()
-    try:
-        yield form
-    finally:
-        await form.close()
 
 
 Posted = Annotated[FormData, Depends(posted_form)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any
@@ -30,7 +30,7 @@ from starlette.datastructures import FormData, UploadFile
 from tongban.catalog import service as catalog
 from tongban.core import auth
 from tongban.core.errors import DomainError, InvalidInput, NotFound
-from tongban.core.http import ClockDep, DbSession, LanguageDep, csrf_form, render_page, require
+from tongban.core.http import ClockDep, DbSession, LanguageDep, csrf_form, posted_form, render_page, require
 from tongban.core.i18n import Language
 from tongban.core.messages import N_
 from tongban.intake import bundles, deadlines, formdef, process, service
@@ -68,15 +68,6 @@ _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$")
 async def _parse_large_form(request: Request) -> None:
     """Parse the posted form once with room for many inputs (the parsed form is kept on the request)."""
     await request.form(max_fields=MAX_POSTED_INPUTS)
-
-
-async def posted_form(request: Request) -> AsyncIterator[FormData]:
-    """The posted form (read once, with ``csrf_form``); its files are closed after the response."""
-    form = await request.form()
-    try:
-        yield form
-    finally:
-        await form.close()
 
 
 Posted = Annotated[FormData, Depends(posted_form)]

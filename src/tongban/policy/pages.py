@@ -9,7 +9,6 @@ posted (not put in the address) so that personal facts stay out of logs and hist
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -28,6 +27,7 @@ from tongban.core.http import (
     SealerDep,
     csrf_form,
     own_records,
+    posted_form,
     public_with_principal,
     public_writing,
     render_page,
@@ -59,14 +59,6 @@ ENTITIES = ("person", "household", "enterprise")
 #: The most members a household's form takes.
 MAX_MEMBERS = 10
 CALCULATOR = "/policies/calculator"
-
-
-async def posted_form(request: Request) -> AsyncIterator[FormData]:
-    form = await request.form()
-    try:
-        yield form
-    finally:
-        await form.close()
 
 
 Posted = Annotated[FormData, Depends(posted_form)]

@@ -10,7 +10,7 @@ create something carry a key (``_idem``) so that a double submission does it onc
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -31,6 +31,7 @@ from tongban.core.http import (
     SealerDep,
     csrf_form,
     own_records,
+    posted_form,
     public_with_principal,
     public_writing,
     render_page,
@@ -65,15 +66,6 @@ STATES = ("open", "contacted", "rectified", "closed", "void")
 VISIT_OUTCOMES = ("served", "accepted", "consulted", "not_done")
 #: The longest free text of a rating (as ``schemas.Note``).
 TEXT_MAX = 2000
-
-
-async def posted_form(request: Request) -> AsyncIterator[FormData]:
-    """The posted form (read once, with ``csrf_form``)."""
-    form = await request.form()
-    try:
-        yield form
-    finally:
-        await form.close()
 
 
 Posted = Annotated[FormData, Depends(posted_form)]

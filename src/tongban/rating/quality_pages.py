@@ -13,7 +13,7 @@ import csv
 import datetime as dt
 import io
 import math
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -34,6 +34,7 @@ from tongban.core.http import (
     DbSession,
     LanguageDep,
     csrf_form,
+    posted_form,
     public_with_principal,
     render_page,
     require,
@@ -1002,14 +1003,6 @@ def pain_points(
 
 
 # --- rules, targets, alerts, publication ------------------------------------------------------------
-
-
-async def posted_form(request: Request) -> AsyncIterator[FormData]:
-    form = await request.form()
-    try:
-        yield form
-    finally:
-        await form.close()
 
 
 Posted = Annotated[FormData, Depends(posted_form)]
